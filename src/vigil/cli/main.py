@@ -1,0 +1,30 @@
+"""The `vigil` command line: a thin shell over the domains."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="vigil",
+    help="Vigil: self-hosted security detection and response.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Sub-commands live in their own modules; importing them here keeps start-up explicit.
+    from vigil.cli import rules, scan
+
+    app.add_typer(rules.app, name="rules")
+    app.command(name="scan")(scan.scan)
+
+
+def main() -> None:
+    _register()
+    app()
+
+
+if __name__ == "__main__":
+    main()
