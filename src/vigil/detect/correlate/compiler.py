@@ -294,8 +294,16 @@ def _group_fields(
     for alias in rule.aliases:
         per_rule: dict[int, str] = {}
         for ref, field_name in alias.mapping.items():
-            target = getattr(ref, "rule", None)
-            index = next((i for i, t in enumerate(targets) if t is target), None)
+            # pySigma does not resolve alias references itself: match by id or name.
+            wanted = str(ref.reference)
+            index = next(
+                (
+                    i
+                    for i, target in enumerate(targets)
+                    if {wanted, wanted.lower()} & set(rule_keys(rule_ref_of(target)))
+                ),
+                None,
+            )
             if index is None:
                 raise CorrelationError(
                     label,

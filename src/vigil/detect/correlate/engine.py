@@ -391,9 +391,7 @@ class CorrelationEngine:
             if value is None:
                 value = aggregate(corr, group.entries[lo : j + 1])
             if corr.condition.test(value):
-                hit = self._hit(
-                    state, group, group.entries[lo : j + 1], value, tss[lo], tss[j]
-                )
+                hit = self._hit(state, group, group.entries[lo : j + 1], value, tss[lo], tss[j])
                 group.floor = tss[j]
                 group.delete_front(j + 1)
                 group.head_lo = -1
