@@ -15,10 +15,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-commands live in their own modules; importing them here keeps start-up explicit.
-    from vigil.cli import rules, scan
+    from vigil.cli.rules import app as rules_app
+    from vigil.cli.scan import scan
 
-    app.add_typer(rules.app, name="rules")
-    app.command(name="scan")(scan.scan)
+    app.add_typer(rules_app, name="rules")
+    app.command(name="scan")(scan)
 
 
 def main() -> None:

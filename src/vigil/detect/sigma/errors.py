@@ -20,3 +20,14 @@ class MappingError(VigilError):
         count = len(self.errors)
         head = f"invalid logsource mapping ({count} error{'s' if count != 1 else ''}):"
         super().__init__("\n".join([head, *(f"  - {e}" for e in self.errors)]))
+
+
+class SigmaEngineError(VigilError):
+    """Root of the rule engine's errors."""
+
+
+class CompileError(SigmaEngineError):
+    """A rule (or one of its values) cannot be compiled.
+
+    Raised without location; the loader records it as a ``RuleFailure`` with the file and rule id.
+    """

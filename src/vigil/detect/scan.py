@@ -1,0 +1,233 @@
+"""Scanning: events in, detections out — single-event rules, then correlations over them.
+
+The :class:`Scanner` is the pure core (feed it records, it returns detections). :func:`scan_paths`
+reads files, optionally with worker processes: the parent compiles the rules once and forks, so
+workers share the compiled engine copy-on-write; each worker scans whole files, and the parent
+runs the correlation engine over the base detections in the order they arrive (the correlation
+engine orders by event time itself).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.detect.correlate import CorrelationEngine, CorrelationHit, RuleRef
+from vigil.detect.detection import Detection, EventRef, Level
+from vigil.detect.sigma.engine import SigmaEngine
+from vigil.detect.sigma.loader import CompiledRule
+from vigil.events.issues import ReadIssue
+from vigil.events.model import EventRecord
+from vigil.events.readers import iter_input_files, read_events
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    events: int = 0
+    issues: list[ReadIssue] = field(default_factory=list)
+    by_level: Counter[str] = field(default_factory=Counter)
+    by_tactic: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[str] = field(default_factory=Counter)
+
+    def add(self, detection: Detection) -> None:
+        self.by_level[detection.level or "informational"] += 1
+        self.by_rule[detection.rule_title] += 1
+        for tactic in detection.tactics():
+            self.by_tactic[tactic] += 1
+
+    @property
+    def detections(self) -> int:
+        return sum(self.by_level.values())
+
+    def merge_counts(self, other: ScanSummary) -> None:
+        self.files += other.files
+        self.events += other.events
+        self.issues.extend(other.issues)
+
+
+def _rule_detection(rule: CompiledRule, event: EventRecord) -> Detection:
+    info = rule.info
+    return Detection(info.id, info.title, info.level, info.tags, event, rule_name=info.name)
+
+
+def correlation_detection(hit: CorrelationHit) -> Detection:
+    """A correlation hit as a detection; its event is the last contributing one."""
+    events = [
+        EventRef(
+            c.event.source_file, c.event.record_id, c.event.timestamp, c.rule.id or c.rule.name
+        )
+        for c in hit.events
+    ]
+    last = hit.events[-1].event if hit.events else EventRecord(fields={})
+    return Detection(
+        rule_id=hit.rule.id,
+        rule_title=hit.rule.title,
+        level=hit.rule.level,
+        tags=tuple(hit.rule.tags),
+        rule_name=hit.rule.name,
+        event=EventRecord(
+            fields=dict(hit.group),
+            source_file=last.source_file,
+            record_id=last.record_id,
+            timestamp=hit.window_end,
+        ),
+        kind="correlation",
+        events=events,
+        group=dict(hit.group),
+        value=float(hit.value),
+    )
+
+
+class Scanner:
+    """Feeds events through the rules and the correlation engine."""
+
+    def __init__(
+        self,
+        engine: SigmaEngine,
+        correlations: CorrelationEngine | None = None,
+        *,
+        min_level: Level = Level.INFORMATIONAL,
+        suppressed: frozenset[str] = frozenset(),
+    ) -> None:
+        self.engine = engine
+        self.correlations = correlations
+        self.min_level = min_level
+        #: ids/names of base rules whose own detections are not output (`generate: false`)
+        self.suppressed = suppressed
+
+    def _keep(self, detection: Detection) -> bool:
+        return detection.level_rank >= self.min_level
+
+    def base_detections(self, event: EventRecord) -> list[Detection]:
+        return [_rule_detection(r, event) for r in self.engine.match(event)]
+
+    def correlate(self, base: Detection) -> list[Detection]:
+        """Feed one base detection to the correlations; return what to output for it."""
+        out: list[Detection] = []
+        suppressed = (base.rule_id or "").lower() in self.suppressed or (
+            base.rule_name is not None and base.rule_name in self.suppressed
+        )
+        if self.correlations is not None:
+            ref = RuleRef(id=base.rule_id, name=base.rule_name, title=base.rule_title)
+            for hit in self.correlations.observe(ref, base.event):
+                det = correlation_detection(hit)
+                if self._keep(det):
+                    out.append(det)
+        if not suppressed and self._keep(base):
+            out.insert(0, base)
+        return out
+
+    def process(self, event: EventRecord) -> list[Detection]:
+        out: list[Detection] = []
+        for base in self.base_detections(event):
+            out.extend(self.correlate(base))
+        return out
+
+    def finish(self) -> list[Detection]:
+        if self.correlations is None:
+            return []
+        dets = [correlation_detection(h) for h in self.correlations.flush()]
+        return [d for d in dets if self._keep(d)]
+
+
+# --------------------------------------------------------------------------- files
+
+ProgressFn = Callable[[int], None]
+
+# Set in the parent before forking workers; workers read it (copy-on-write, never pickled).
+_WORKER_ENGINE: SigmaEngine | None = None
+
+
+def _scan_file_base(path: Path) -> tuple[list[Detection], ScanSummary]:
+    engine = _WORKER_ENGINE
+    assert engine is not None
+    summary = ScanSummary(files=1)
+    found: list[Detection] = []
+    for item in read_events(path):
+        if isinstance(item, ReadIssue):
+            summary.issues.append(item)
+            continue
+        summary.events += 1
+        found.extend(_rule_detection(r, item) for r in engine.match(item))
+    return found, summary
+
+
+def scan_paths(
+    paths: Sequence[Path],
+    scanner: Scanner,
+    summary: ScanSummary,
+    *,
+    workers: int = 1,
+    progress: ProgressFn | None = None,
+) -> Iterator[Detection]:
+    """Scan every input file under ``paths``; yields detections, fills ``summary``."""
+    files = list(iter_input_files(paths))
+    if workers <= 1 or len(files) <= 1:
+        yield from _scan_serial(files, scanner, summary, progress)
+    else:
+        yield from _scan_parallel(files, scanner, summary, workers, progress)
+    for det in scanner.finish():
+        summary.add(det)
+        yield det
+
+
+def _scan_serial(
+    files: Iterable[Path], scanner: Scanner, summary: ScanSummary, progress: ProgressFn | None
+) -> Iterator[Detection]:
+    for path in files:
+        summary.files += 1
+        for item in read_events(path):
+            if isinstance(item, ReadIssue):
+                summary.issues.append(item)
+                continue
+            summary.events += 1
+            for det in scanner.process(item):
+                summary.add(det)
+                yield det
+        if progress is not None:
+            progress(_size(path))
+
+
+def _scan_parallel(
+    files: list[Path],
+    scanner: Scanner,
+    summary: ScanSummary,
+    workers: int,
+    progress: ProgressFn | None,
+) -> Iterator[Detection]:
+    global _WORKER_ENGINE
+    _WORKER_ENGINE = scanner.engine
+    ctx = multiprocessing.get_context("fork")
+    # Largest files first so that one big file does not start last and finish alone.
+    order = sorted(files, key=_size, reverse=True)
+    with ctx.Pool(processes=min(workers, len(files))) as pool:
+        for path, (found, part) in zip(order, pool.imap(_scan_file_base, order), strict=True):
+            summary.merge_counts(part)
+            for base in found:
+                for det in scanner.correlate(base):
+                    summary.add(det)
+                    yield det
+            if progress is not None:
+                progress(_size(path))
+    _WORKER_ENGINE = None
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def total_size(paths: Sequence[Path]) -> int:
+    return sum(_size(p) for p in iter_input_files(paths))
+
+
+def detection_to_json(det: Detection) -> dict[str, Any]:
+    return det.to_dict()

@@ -1,0 +1,226 @@
+"""The matching engine: route each event to the rules its logsource can match, then let a
+candidate index pick the few rules worth evaluating.
+
+Routing: every logsource *source* (e.g. "Channel is Sysmon and EventID is 1") is a conjunction of
+field values. Sources with the same field names form a group with a dict from value tuples to
+sources, so routing an event costs one dict lookup per group, whatever the number of rules.
+
+Candidates: each compiled rule names a set of lowered literals of which at least one must occur
+in the event for the rule to match (its *witnesses*, see ``compiler.py``). Per source, an
+Aho-Corasick automaton over those literals scans the event's lowered text once; only rules whose
+witnesses were seen, plus the few without witnesses, are evaluated.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ahocorasick
+
+from vigil.detect.sigma.context import EventContext
+from vigil.detect.sigma.loader import CompiledRule, RuleInfo, Variant
+from vigil.events.model import EventRecord
+
+#: Below this many rules a bucket evaluates all of them: scanning costs more than it saves.
+SMALL_BUCKET = 6
+
+LogsourceKey = tuple[tuple[str, str], ...]
+
+
+def _norm(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).lower()
+
+
+def _logsource_key(logsource: Mapping[str, str]) -> LogsourceKey:
+    return tuple(sorted((k.lower(), str(v).lower()) for k, v in logsource.items()))
+
+
+class Bucket:
+    """The rule variants reachable through one source, with their candidate index."""
+
+    __slots__ = ("always", "automaton", "entries", "everything")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, Variant]] = []  # (rule index, variant)
+        self.always: tuple[int, ...] = ()
+        self.everything: tuple[int, ...] = ()
+        self.automaton: Any = None
+
+    def add(self, rule_index: int, variant: Variant) -> None:
+        self.entries.append((rule_index, variant))
+
+    def build(self) -> None:
+        self.everything = tuple(range(len(self.entries)))
+        if len(self.entries) <= SMALL_BUCKET:
+            self.always = self.everything
+            return
+        always: list[int] = []
+        by_literal: dict[str, list[int]] = {}
+        for pos, (_, variant) in enumerate(self.entries):
+            wit = variant.node.witnesses()
+            if not wit:
+                always.append(pos)
+                continue
+            for literal in wit:
+                by_literal.setdefault(literal, []).append(pos)
+        self.always = tuple(always)
+        if by_literal:
+            automaton = ahocorasick.Automaton()
+            for literal, positions in by_literal.items():
+                automaton.add_word(literal, tuple(positions))
+            automaton.make_automaton()
+            self.automaton = automaton
+
+    def candidates(self, text: str) -> Iterable[int]:
+        if self.automaton is None:
+            return self.always
+        found: set[int] = set(self.always)
+        for _, positions in self.automaton.iter(text):
+            found.update(positions)
+        return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    rules: int
+    buckets: int
+    indexed_variants: int
+    unindexed_variants: int
+
+
+class SigmaEngine:
+    """Evaluates compiled rules against events. Pure: no I/O, no shared mutable state."""
+
+    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+        self.rules = list(rules)
+        self._buckets: list[Bucket] = []
+        # field names -> {value tuple -> bucket ids}
+        self._groups: list[tuple[tuple[str, ...], dict[tuple[str, ...], list[int]]]] = []
+        self._unconditional: list[int] = []
+        self._hint_buckets: dict[LogsourceKey, int] = {}
+        self._hint_cache: dict[LogsourceKey, tuple[int, ...]] = {}
+        self._build()
+
+    # ------------------------------------------------------------------ building
+    def _build(self) -> None:
+        by_source: dict[int, int] = {}  # id(source) -> bucket
+        groups: dict[tuple[str, ...], dict[tuple[str, ...], list[int]]] = {}
+
+        def bucket_for_hint(logsource: Mapping[str, str]) -> Bucket:
+            key = _logsource_key(logsource)
+            if key not in self._hint_buckets:
+                self._hint_buckets[key] = len(self._buckets)
+                self._buckets.append(Bucket())
+            return self._buckets[self._hint_buckets[key]]
+
+        for index, rule in enumerate(self.rules):
+            for variant in rule.variants:
+                src = variant.source
+                if src is None or src.hint:
+                    bucket_for_hint(rule.info.logsource).add(index, variant)
+                if src is None:
+                    continue
+                conditions = src.conditions
+                if not conditions and not src.hint:
+                    bucket_id = by_source.setdefault(id(src), len(self._buckets))
+                    if bucket_id == len(self._buckets):
+                        self._buckets.append(Bucket())
+                        self._unconditional.append(bucket_id)
+                    self._buckets[bucket_id].add(index, variant)
+                    continue
+                if not conditions:
+                    continue
+                if id(src) not in by_source:
+                    bucket_id = len(self._buckets)
+                    by_source[id(src)] = bucket_id
+                    self._buckets.append(Bucket())
+                    names = tuple(sorted(conditions))
+                    table = groups.setdefault(names, {})
+                    allowed = [[_norm(v) for v in conditions[n]] for n in names]
+                    for combo in itertools.product(*allowed):
+                        table.setdefault(combo, []).append(bucket_id)
+                self._buckets[by_source[id(src)]].add(index, variant)
+        for bucket in self._buckets:
+            bucket.build()
+        self._groups = list(groups.items())
+
+    def stats(self) -> EngineStats:
+        indexed = sum(len(b.entries) - len(b.always) for b in self._buckets)
+        return EngineStats(
+            rules=len(self.rules),
+            buckets=len(self._buckets),
+            indexed_variants=indexed,
+            unindexed_variants=sum(len(b.always) for b in self._buckets),
+        )
+
+    # ------------------------------------------------------------------ matching
+    def _route(self, event: EventRecord) -> list[int]:
+        fields = event.fields
+        found: list[int] = list(self._unconditional)
+        for names, table in self._groups:
+            key = []
+            for name in names:
+                value = fields.get(name)
+                if value is None:
+                    break
+                key.append(_norm(value))
+            else:
+                hit = table.get(tuple(key))
+                if hit:
+                    found.extend(hit)
+        if event.logsource:
+            found.extend(self._hint_route(event.logsource))
+        return found
+
+    def _hint_route(self, hint: Mapping[str, str]) -> tuple[int, ...]:
+        key = _logsource_key(hint)
+        cached = self._hint_cache.get(key)
+        if cached is None:
+            have = dict(key)
+            cached = tuple(
+                bucket
+                for ls_key, bucket in self._hint_buckets.items()
+                if ls_key and all(have.get(k) == v for k, v in ls_key)
+            )
+            self._hint_cache[key] = cached
+        return cached
+
+    def match(self, event: EventRecord, ctx: EventContext | None = None) -> list[CompiledRule]:
+        """The rules matching ``event``, each once, in load order."""
+        buckets = self._route(event)
+        if not buckets:
+            return []
+        if ctx is None:
+            ctx = EventContext(event.fields)
+        text: str | None = None
+        matched: set[int] = set()
+        tried: set[int] = set()
+        for bucket_id in buckets:
+            bucket = self._buckets[bucket_id]
+            if bucket.automaton is None:
+                positions: Iterable[int] = bucket.always
+            else:
+                if text is None:
+                    text = ctx.text()
+                positions = bucket.candidates(text)
+            entries = bucket.entries
+            for pos in positions:
+                rule_index, variant = entries[pos]
+                if rule_index in matched:
+                    continue
+                # Nodes are per rule and field mapping: two buckets may share one.
+                node_id = id(variant.node)
+                if node_id in tried:
+                    continue
+                tried.add(node_id)
+                if variant.node.match(ctx):
+                    matched.add(rule_index)
+        return [self.rules[i] for i in sorted(matched)]
+
+    def match_infos(self, event: EventRecord) -> list[RuleInfo]:
+        return [r.info for r in self.match(event)]
