@@ -15,11 +15,13 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-commands live in their own modules; importing them here keeps start-up explicit.
+    from vigil.cli import audit
     from vigil.cli.rules import app as rules_app
     from vigil.cli.scan import scan
 
     app.add_typer(rules_app, name="rules")
     app.command(name="scan")(scan)
+    app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:
