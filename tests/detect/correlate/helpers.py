@@ -55,7 +55,7 @@ def ref(collection: SigmaCollection, name: str) -> RuleRef:
     return rule_ref_of(rule)
 
 
-def ev(seconds: float, record_id: int | None = None, **fields: Any) -> EventRecord:
+def ev(seconds: float, record_id: int | None = None, /, **fields: Any) -> EventRecord:
     """An event ``seconds`` after T0."""
     return EventRecord(
         fields=dict(fields),

@@ -245,7 +245,8 @@ correlation: {type: event_count, rules: [failed_login], group-by: [User], timesp
     ],
 )
 def test_invalid_rules_name_the_rule(correlation: str, message: str) -> None:
-    doc = f"title: Broken rule\nid: 11111111-2222-4333-8444-555555555555\ncorrelation: {correlation}\n"
+    rule_id = "11111111-2222-4333-8444-555555555555"
+    doc = f"title: Broken rule\nid: {rule_id}\ncorrelation: {correlation}\n"
     with pytest.raises(CorrelationError) as raised:
         compiled_of(load(FAILED, base_rule("other"), doc))
     text = str(raised.value)

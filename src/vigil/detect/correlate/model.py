@@ -54,8 +54,8 @@ class CorrelationHit:
     ``window_start``/``window_end`` (see the engine docs): for threshold-crossing evaluation
     the timestamps of the earliest event of the window and of the event with which the
     condition became true (``end - start <= timespan``); for window-close evaluation the
-    evaluated interval ``[first, first + timespan]``, ``first`` being its earliest event. ``window_end`` is also the
-    time at which a chained (outer) correlation sees this hit.
+    evaluated interval ``[first, first + timespan]``, ``first`` being its earliest event.
+    ``window_end`` is also the time at which a chained (outer) correlation sees this hit.
 
     ``events`` holds at most the engine's ``max_hit_events`` contributions (events of chained
     hits are flattened in); ``truncated`` says some were left out, ``event_count`` is the total.
