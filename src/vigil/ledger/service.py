@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from vigil.ledger.checkpoint import (
     Checkpoint,
     SignedCheckpoint,
     SignerKey,
+    VerifierKey,
     check_key_name,
 )
 from vigil.ledger.checkpoint import sign_checkpoint as sign_note_checkpoint
@@ -35,6 +36,7 @@ from vigil.ledger.errors import (
 )
 from vigil.ledger.models import AuditCheckpoint, AuditEntry, AuditKey
 from vigil.ledger.schemas import (
+    ArchiveRead,
     AuditEntryCreate,
     AuditEntryPage,
     AuditEntryRead,
@@ -44,6 +46,9 @@ from vigil.ledger.schemas import (
     SigningKeyRead,
     b64,
 )
+
+if TYPE_CHECKING:
+    from vigil.ledger.verify import VerifyReport
 
 ACTIVE = "active"
 RETIRED = "retired"
@@ -460,3 +465,48 @@ def consistency_proof(
         raise ProofError(f"audit consistency proof: no proof from size {old_size} to {size}")
     path = tree.consistency(session, old_size, size)
     return ConsistencyProofRead(old_size=old_size, new_size=size, hashes=[b64(h) for h in path])
+
+
+# --- export, retention, offline verification (implemented in export.py / verify.py) ---------------
+
+
+def export(
+    session: Session,
+    *,
+    out: Path,
+    home: Path,
+    signing_key: SignerKey | None = None,
+    sign: bool = True,
+) -> dict[str, int | str]:
+    """Write entries, checkpoints and the public key to ``out`` (see :mod:`.export`)."""
+    from vigil.ledger import export as _export
+
+    return _export.export(session, out=out, home=home, signing_key=signing_key, sign=sign)
+
+
+def archive(
+    session: Session,
+    *,
+    before: int,
+    out: Path,
+    home: Path,
+    signing_key: SignerKey | None = None,
+) -> ArchiveRead:
+    """Move entries below ``before`` out of the database into a verifiable directory."""
+    from vigil.ledger import export as _export
+
+    return _export.archive(session, before=before, out=out, home=home, signing_key=signing_key)
+
+
+def verify_export(
+    *,
+    directory: Path,
+    trusted_keys: Sequence[VerifierKey] | None = None,
+    saved_checkpoints: Sequence[str] = (),
+) -> VerifyReport:
+    """Verify an export directory offline (see :mod:`.verify`)."""
+    from vigil.ledger import verify as _verify
+
+    return _verify.verify_export(
+        directory, trusted_keys=trusted_keys, saved_checkpoints=saved_checkpoints
+    )
