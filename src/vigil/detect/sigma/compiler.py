@@ -25,9 +25,11 @@ from sigma.types import Placeholder, SigmaRegularExpression, SigmaString, SigmaT
 
 from vigil.detect.sigma.context import EventContext
 from vigil.detect.sigma.errors import CompileError
-from vigil.detect.sigma.values import Predicate, build_predicates
+from vigil.detect.sigma.values import Predicate, build_predicates, literal_score
 
-Witnesses = frozenset[str] | None
+#: (kind, event field, lowered literal), one of which any match requires; field "" = any field.
+#: Kinds as in ``values.Witness``.
+Witnesses = frozenset[tuple[str, str, str]] | None
 FieldMap = Mapping[str, tuple[str, ...]]
 
 
@@ -42,8 +44,39 @@ def best_witnesses(options: Sequence[Witnesses]) -> Witnesses:
     known = [w for w in options if w]
     if not known:
         return None
-    # Longer shortest-literal first (rarer in real text), then fewer literals.
-    return max(known, key=lambda w: (min(len(x) for x in w), -len(w)))
+    # The set whose weakest literal is most distinctive, then the one with fewer literals.
+    return max(known, key=lambda w: (min(_score(k, f, lit) for k, f, lit in w), -len(w)))
+
+
+#: Fields with few distinct values: equality with one of them says little about an event.
+CATEGORICAL_FIELDS = frozenset(
+    {
+        "IntegrityLevel", "EventID", "EventType", "Company", "Product", "Protocol", "Initiated",
+        "LogonType", "Signed", "SignatureStatus", "Status", "Provider_Name", "Channel", "Level",
+        "Task", "Opcode", "State", "Type", "AuthenticationPackageName", "LogonProcessName",
+        "ObjectType", "ObjectServer", "AccessMask", "ImpersonationLevel", "ElevatedToken",
+        "DestinationPort", "SourcePort", "Keywords", "Version", "ServiceType", "StartType",
+        "Description", "SubjectUserName", "User", "GrantedAccess",
+    }
+)  # fmt: skip
+
+
+def _score(kind: str, field: str, literal: str) -> int:
+    if kind == "sub":
+        return literal_score(literal)
+    if field in CATEGORICAL_FIELDS:
+        return 1
+    # Whole-value equality on a free-text field beats a substring of the same length.
+    return len(literal) + 8
+
+
+def _on_fields(literals: frozenset[tuple[str, str]] | None, names: Sequence[str]) -> Witnesses:
+    if literals is None:
+        return None
+    if names == ("",):
+        # Keyword search: every witness becomes "somewhere in the event's text".
+        return frozenset(("sub", "", lit) for _, lit in literals)
+    return frozenset((kind, name, lit) for name in names for kind, lit in literals)
 
 
 def union_witnesses(options: Sequence[Witnesses]) -> Witnesses:
@@ -115,7 +148,7 @@ class FieldItem(Node):
     def witnesses(self) -> Witnesses:
         if self.negated:
             return None
-        options = [p.witnesses() for p in self.preds]
+        options = [_on_fields(p.witnesses(), self.names) for p in self.preds]
         return best_witnesses(options) if self.all_linked else union_witnesses(options)
 
     def describe(self) -> str:
@@ -138,7 +171,7 @@ class KeywordItem(Node):
         return any(p.match_any(ctx) for p in self.preds)
 
     def witnesses(self) -> Witnesses:
-        options = [p.witnesses() for p in self.preds]
+        options = [_on_fields(p.witnesses(), ("",)) for p in self.preds]
         return best_witnesses(options) if self.all_linked else union_witnesses(options)
 
     def describe(self) -> str:

@@ -38,13 +38,14 @@ def to_strings(value: Any) -> tuple[str, ...]:
 class EventContext:
     """The fields of one event plus caches of their string forms."""
 
-    __slots__ = ("_all_lower", "_all_raw", "_lower", "fields")
+    __slots__ = ("_all_lower", "_all_raw", "_lower", "_text", "fields")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
         self._lower: dict[str, tuple[str, ...] | None] = {}
         self._all_raw: list[str] | None = None
         self._all_lower: list[str] | None = None
+        self._text: str | None = None
 
     def raw_strings(self, name: str) -> tuple[str, ...] | None:
         value = self.fields.get(name, MISSING)
@@ -69,6 +70,19 @@ class EventContext:
         self._lower[name] = result
         return result
 
+    def number_keys(self, name: str) -> list[str]:
+        """Canonical texts of the numeric values of a field (for the candidate index)."""
+        from vigil.detect.sigma.values import as_number, canonical_number
+
+        value = self.fields.get(name)
+        values = value if isinstance(value, list) else (value,)
+        out = []
+        for v in values:
+            n = as_number(v)
+            if n is not None:
+                out.append(canonical_number(n))
+        return out
+
     def all_raw_strings(self) -> list[str]:
         if self._all_raw is None:
             out: list[str] = []
@@ -87,4 +101,6 @@ class EventContext:
 
     def text(self) -> str:
         """All values, lowered and joined: what the candidate index scans."""
-        return SEPARATOR.join(self.all_raw_strings()).lower()
+        if self._text is None:
+            self._text = SEPARATOR.join(self.all_raw_strings()).lower()
+        return self._text

@@ -24,9 +24,6 @@ from vigil.detect.sigma.context import EventContext
 from vigil.detect.sigma.loader import CompiledRule, RuleInfo, Variant
 from vigil.events.model import EventRecord
 
-#: Below this many rules a bucket evaluates all of them: scanning costs more than it saves.
-SMALL_BUCKET = 6
-
 LogsourceKey = tuple[tuple[str, str], ...]
 
 
@@ -41,48 +38,79 @@ def _logsource_key(logsource: Mapping[str, str]) -> LogsourceKey:
 
 
 class Bucket:
-    """The rule variants reachable through one source, with their candidate index."""
+    """The rule variants reachable through one source, with their candidate index.
 
-    __slots__ = ("always", "automaton", "entries", "everything")
+    Three kinds of witnesses are indexed per event field (field "" stands for "any field", for
+    keyword searches): substrings in one Aho-Corasick automaton per field, whole values in a
+    dict per field, and numbers (canonical form) in a dict per field. So a literal only counts
+    where the rule would look for it.
+    """
+
+    __slots__ = ("always", "automata", "equals", "entries", "numbers")
 
     def __init__(self) -> None:
         self.entries: list[tuple[int, Variant]] = []  # (rule index, variant)
         self.always: tuple[int, ...] = ()
-        self.everything: tuple[int, ...] = ()
-        self.automaton: Any = None
+        self.automata: tuple[tuple[str, Any], ...] = ()
+        self.equals: tuple[tuple[str, dict[str, tuple[int, ...]]], ...] = ()
+        self.numbers: tuple[tuple[str, dict[str, tuple[int, ...]]], ...] = ()
 
     def add(self, rule_index: int, variant: Variant) -> None:
         self.entries.append((rule_index, variant))
 
     def build(self) -> None:
-        self.everything = tuple(range(len(self.entries)))
-        if len(self.entries) <= SMALL_BUCKET:
-            self.always = self.everything
-            return
         always: list[int] = []
-        by_literal: dict[str, list[int]] = {}
+        index: dict[str, dict[str, dict[str, list[int]]]] = {"sub": {}, "eq": {}, "num": {}}
         for pos, (_, variant) in enumerate(self.entries):
             wit = variant.node.witnesses()
             if not wit:
                 always.append(pos)
                 continue
-            for literal in wit:
-                by_literal.setdefault(literal, []).append(pos)
+            for kind, field_name, literal in wit:
+                index[kind].setdefault(field_name, {}).setdefault(literal, []).append(pos)
         self.always = tuple(always)
-        if by_literal:
+        automata = []
+        for field_name, literals in sorted(index["sub"].items()):
             automaton = ahocorasick.Automaton()
-            for literal, positions in by_literal.items():
+            for literal, positions in literals.items():
                 automaton.add_word(literal, tuple(positions))
             automaton.make_automaton()
-            self.automaton = automaton
+            automata.append((field_name, automaton))
+        self.automata = tuple(automata)
+        self.equals = tuple(
+            (f, {lit: tuple(p) for lit, p in lits.items()}) for f, lits in index["eq"].items()
+        )
+        self.numbers = tuple(
+            (f, {lit: tuple(p) for lit, p in lits.items()}) for f, lits in index["num"].items()
+        )
 
-    def candidates(self, text: str) -> Iterable[int]:
-        if self.automaton is None:
+    def candidates(self, ctx: EventContext) -> Iterable[int]:
+        if not (self.automata or self.equals or self.numbers):
             return self.always
         found: set[int] = set(self.always)
-        for _, positions in self.automaton.iter(text):
-            found.update(positions)
-        return sorted(found)
+        for field_name, automaton in self.automata:
+            if field_name:
+                texts = ctx.lower_strings(field_name)
+                if texts is None:
+                    continue
+            else:
+                texts = (ctx.text(),)
+            for text in texts:
+                for _, positions in automaton.iter(text):
+                    found.update(positions)
+        for field_name, table in self.equals:
+            texts = ctx.lower_strings(field_name)
+            if texts is not None:
+                for text in texts:
+                    hit = table.get(text)
+                    if hit is not None:
+                        found.update(hit)
+        for field_name, table in self.numbers:
+            for key in ctx.number_keys(field_name):
+                hit = table.get(key)
+                if hit is not None:
+                    found.update(hit)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,18 +225,12 @@ class SigmaEngine:
             return []
         if ctx is None:
             ctx = EventContext(event.fields)
-        text: str | None = None
         matched: set[int] = set()
         tried: set[int] = set()
         for bucket_id in buckets:
             bucket = self._buckets[bucket_id]
-            if bucket.automaton is None:
-                positions: Iterable[int] = bucket.always
-            else:
-                if text is None:
-                    text = ctx.text()
-                positions = bucket.candidates(text)
             entries = bucket.entries
+            positions = bucket.candidates(ctx)
             for pos in positions:
                 rule_index, variant = entries[pos]
                 if rule_index in matched:

@@ -39,9 +39,25 @@ from sigma.types import (
 from vigil.detect.sigma.context import MISSING, EventContext
 from vigil.detect.sigma.errors import CompileError
 
-# Literals shorter than this make poor candidate-index witnesses: they occur in nearly every
-# event, so a rule relying on them is treated as "always a candidate" instead.
-MIN_WITNESS_LEN = 3
+#: A witness is (kind, lowered literal): "sub" = occurs in a value, "eq" = is a whole value,
+#: "num" = a value's number in canonical form (see :func:`canonical_number`).
+Witness = tuple[str, str]
+
+
+# Fragments that occur in most Windows events: a literal made mostly of them says little.
+COMMON_FRAGMENTS = (
+    "c:\\windows\\system32\\", "c:\\windows\\", "\\system32\\", "c:\\program files",
+    "\\appdata\\", "c:\\users\\", "\\microsoft\\", "\\software\\", "\\windows\\",
+    "\\currentversion\\", "hklm\\", "hku\\", "\\syswow64\\", ".exe", ".dll",
+)  # fmt: skip
+
+
+def literal_score(literal: str) -> int:
+    """How distinctive a (lowered) literal is: its length once common fragments are removed."""
+    for fragment in COMMON_FRAGMENTS:
+        if fragment in literal:
+            literal = literal.replace(fragment, "\x00")
+    return len(literal)
 
 
 class Predicate:
@@ -56,8 +72,8 @@ class Predicate:
         """Field-less (keyword) search: does any value of the event satisfy the predicate."""
         return any(self.match(ctx, name) for name in ctx.fields)
 
-    def witnesses(self) -> frozenset[str] | None:
-        """Lowered literals of which at least one occurs in any value this predicate accepts.
+    def witnesses(self) -> frozenset[Witness] | None:
+        """Witnesses of which at least one holds for any value this predicate accepts.
 
         ``None`` means no such set is known (the predicate can accept values without a literal).
         """
@@ -114,7 +130,7 @@ class StringSet(Predicate):
         ends: list[str] = []
         contains: list[str] = []
         regexes: list[str] = []
-        wit: set[str] | None = set()
+        wit: set[Witness] | None = set()
         self.originals = tuple(str(v) for v in values)
         lower = not cased
         for value in values:
@@ -122,8 +138,10 @@ class StringSet(Predicate):
             literals = [p for p in parts if isinstance(p, str)]
             best = max(literals, key=len, default="")
             if wit is not None:
-                if len(best) >= MIN_WITNESS_LEN:
-                    wit.add(best.lower())
+                if not any(isinstance(p, SpecialChars) for p in parts):
+                    wit.add(("eq", best.lower()))
+                elif best:
+                    wit.add(("sub", best.lower()))
                 else:
                     wit = None
             norm = [p.lower() if (lower and isinstance(p, str)) else p for p in parts]
@@ -175,7 +193,7 @@ class StringSet(Predicate):
         test = self.test
         return any(test(s) for s in values)
 
-    def witnesses(self) -> frozenset[str] | None:
+    def witnesses(self) -> frozenset[Witness] | None:
         return self.wit
 
     def describe(self) -> str:
@@ -187,7 +205,7 @@ class StringSet(Predicate):
 # --------------------------------------------------------------------------- scalars
 
 
-def _as_number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -199,6 +217,13 @@ def _as_number(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def canonical_number(number: float) -> str:
+    """One text per number, so that 16, 16.0 and "0x10" index alike."""
+    if isinstance(number, float) and number.is_integer():
+        return str(int(number))
+    return str(number)
 
 
 def _iter_values(ctx: EventContext, name: str) -> Iterable[Any]:
@@ -219,15 +244,15 @@ class NumberEquals(Predicate):
 
     def match(self, ctx: EventContext, name: str) -> bool:
         n = self.number
-        return any(_as_number(v) == n for v in _iter_values(ctx, name))
+        return any(as_number(v) == n for v in _iter_values(ctx, name))
 
     def match_any(self, ctx: EventContext) -> bool:
         # A number used as a keyword is searched as text, like any other keyword.
         text = self.text
         return any(text in s for s in ctx.all_lower_strings())
 
-    def witnesses(self) -> frozenset[str] | None:
-        return frozenset({self.text}) if len(self.text) >= MIN_WITNESS_LEN else None
+    def witnesses(self) -> frozenset[Witness] | None:
+        return frozenset({("num", canonical_number(self.number))})
 
     def describe(self) -> str:
         return f"equals {self.text}"
@@ -287,7 +312,7 @@ class Compare(Predicate):
 
     def match(self, ctx: EventContext, name: str) -> bool:
         for v in _iter_values(ctx, name):
-            n = _as_number(v) if self.part is None else _timestamp_part(v, self.part)
+            n = as_number(v) if self.part is None else _timestamp_part(v, self.part)
             if n is not None and self.fn(n, self.number):
                 return True
         return False
@@ -346,10 +371,30 @@ class Exists(Predicate):
         return "exists" if self.want else "does not exist"
 
 
+def _regex_literal(pattern: re.Pattern[str]) -> str:
+    """The longest run of plain characters every match must contain ("" when unsure)."""
+    try:
+        parsed = re._parser.parse(pattern.pattern, pattern.flags)  # type: ignore[attr-defined]
+    except Exception:
+        return ""
+    literal_op = re._constants.LITERAL  # type: ignore[attr-defined]
+    best, run = "", []
+    for op, arg in parsed:
+        if op is literal_op:
+            run.append(chr(arg))
+            continue
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+    if len(run) > len(best):
+        best = "".join(run)
+    return best
+
+
 class Regex(Predicate):
     """``re``: Python's ``re`` with the rule's flags, searched (unanchored) in the raw value."""
 
-    __slots__ = ("pattern", "text")
+    __slots__ = ("literal", "pattern", "text")
 
     def __init__(self, value: SigmaRegularExpression) -> None:
         flags = 0
@@ -360,6 +405,12 @@ class Regex(Predicate):
             self.pattern = re.compile(self.text, flags)
         except re.error as exc:
             raise CompileError(f"invalid regular expression {self.text!r}: {exc}") from exc
+        # A top-level literal run is needed by every match; the index scans lowered text, and a
+        # case-sensitive match of the run implies a case-insensitive one, so lowering is sound.
+        self.literal = _regex_literal(self.pattern).lower()
+
+    def witnesses(self) -> frozenset[Witness] | None:
+        return frozenset({("sub", self.literal)}) if self.literal else None
 
     def match(self, ctx: EventContext, name: str) -> bool:
         values = ctx.raw_strings(name)
@@ -447,8 +498,8 @@ class AnyOf(Predicate):
     def match_any(self, ctx: EventContext) -> bool:
         return any(p.match_any(ctx) for p in self.preds)
 
-    def witnesses(self) -> frozenset[str] | None:
-        out: set[str] = set()
+    def witnesses(self) -> frozenset[Witness] | None:
+        out: set[Witness] = set()
         for p in self.preds:
             w = p.witnesses()
             if w is None:
