@@ -9,7 +9,8 @@ Damage handling, learned from how ``evtx`` 0.14 behaves:
 * A file cut short inside a chunk is skipped by ``evtx`` *silently* (the partial chunk yields
   nothing). We compare the file size with the chunk layout ourselves, report the truncation and,
   to recover the records before the cut, feed the parser a view of the file zero-padded to a
-  whole chunk; records damaged by the cut then fail individually and are reported.
+  whole chunk. The record the cut runs through would come out as its template with empty
+  values, so we find it from the record headers in the partial chunk and report it instead.
 * A file cut at a chunk boundary parses cleanly; the header's chunk count exposes it.
 """
 
@@ -30,6 +31,9 @@ from vigil.events.normalise import normalise
 
 EVTX_MAGIC = b"ElfFile\x00"
 _CHUNK_SIZE = 0x10000
+_CHUNK_HEADER_SIZE = 512
+_RECORD_MAGIC = b"**\x00\x00"
+_RECORD_HEADER_SIZE = 24
 _FILE_HEADER_MIN = 128  # the meaningful part of the 4096-byte header block
 #: After this many failures in a row without a good record, stop reading the file.
 MAX_CONSECUTIVE_ERRORS = 1000
@@ -56,6 +60,7 @@ def read_evtx(path: Path, *, threads: int = 1) -> Iterator[EventRecord | ReadIss
 
         trailing: ReadIssue | None = None
         parser_input: Any = source
+        cut: frozenset[int] = frozenset()
         if partial:
             offset = header_size + full_chunks * _CHUNK_SIZE
             trailing = ReadIssue(
@@ -65,6 +70,8 @@ def read_evtx(path: Path, *, threads: int = 1) -> Iterator[EventRecord | ReadIss
                 "records before the cut were recovered where possible",
             )
             parser_input = _ZeroPaddedFile(fh, file_size, offset + _CHUNK_SIZE)
+            fh.seek(offset)
+            cut = _cut_record_ids(fh.read(partial))
         elif declared_chunks > full_chunks:
             trailing = ReadIssue(
                 source,
@@ -72,13 +79,13 @@ def read_evtx(path: Path, *, threads: int = 1) -> Iterator[EventRecord | ReadIss
                 f"file truncated: header declares {declared_chunks} chunks, "
                 f"file holds {full_chunks}",
             )
-        yield from _iter_records(parser_input, source, threads)
+        yield from _iter_records(parser_input, source, threads, cut)
         if trailing is not None:
             yield trailing
 
 
 def _iter_records(
-    parser_input: Any, source: str, threads: int
+    parser_input: Any, source: str, threads: int, cut: frozenset[int]
 ) -> Iterator[EventRecord | ReadIssue]:
     try:
         records = PyEvtxParser(parser_input, number_of_threads=threads).records_json()
@@ -107,6 +114,10 @@ def _iter_records(
             yield ReadIssue(source, _after(last_id), "evtx returned no record")
             continue
         header_id = raw.get("event_record_id")
+        if header_id in cut:
+            # Parsed from zero padding: the template renders, the values are gone.
+            yield ReadIssue(source, f"record {header_id}", "record cut short by truncation")
+            continue
         try:
             obj = loads(raw["data"])
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
@@ -120,6 +131,27 @@ def _iter_records(
         record.record_id = event_record_id if isinstance(event_record_id, int) else header_id
         last_id = record.record_id
         yield record
+
+
+def _cut_record_ids(partial_chunk: bytes) -> frozenset[int]:
+    """Header ids of records in a truncated chunk that run past the end of the data.
+
+    Records start after the 512-byte chunk header and are laid out back to back, each with the
+    magic ``**\0\0``, its size (u32) and its record id (u64).
+    """
+    cut: set[int] = set()
+    pos = _CHUNK_HEADER_SIZE
+    while pos + _RECORD_HEADER_SIZE <= len(partial_chunk):
+        if not partial_chunk.startswith(_RECORD_MAGIC, pos):
+            break
+        size, record_id = struct.unpack_from("<IQ", partial_chunk, pos + 4)
+        if size < _RECORD_HEADER_SIZE:
+            break
+        if pos + size > len(partial_chunk):
+            cut.add(record_id)
+            break
+        pos += size
+    return frozenset(cut)
 
 
 def _after(last_id: int | None) -> str:

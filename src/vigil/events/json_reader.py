@@ -26,7 +26,7 @@ from typing import IO, Any
 import orjson
 
 from vigil.events.issues import ReadIssue
-from vigil.events.json_split import split_document
+from vigil.events.json_split import RECORD_HEADER, split_document
 from vigil.events.model import EventRecord
 from vigil.events.normalise import normalise
 
@@ -78,8 +78,8 @@ def sniff_lines(first: bytes, fh: IO[bytes], head: list[bytes]) -> bool:
     object there means JSON lines with a bad first line).
     """
     text = first.lstrip()
-    if text.startswith(b"["):
-        return False
+    if text.startswith(b"[") or RECORD_HEADER.fullmatch(text.rstrip()):
+        return False  # an array, or evtx_dump's "Record N" + pretty object format
     if not text.startswith(b"{"):
         return True  # not JSON at all: line mode reports each line
     if _is_object(first):

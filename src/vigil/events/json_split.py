@@ -25,12 +25,13 @@ from typing import Any
 import orjson
 
 _BLANK = b" \t\r\n"
+_SEPARATORS = _BLANK + b","
 _STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 # A captured quote means a string literal that does not end inside the buffer.
 _STRUCTURE = re.compile(rb'(?:[^"{}\[\]]++|' + _STRING + rb")*+[{}\[\]\"]", re.DOTALL)
 # Commas matter only between the elements of a top-level array.
 _STRUCTURE_OR_COMMA = re.compile(rb'(?:[^"{}\[\],]++|' + _STRING + rb")*+[{}\[\],\"]", re.DOTALL)
-_RECORD_HEADER = re.compile(rb"(?:Record \d+\s*)+")
+RECORD_HEADER = re.compile(rb"(?:Record \d+\s*)+")
 _MAX_GAP = 1 << 20
 _QUOTE, _LBRACE, _RBRACE, _LBRACKET, _RBRACKET, _COMMA = b'"{}[],'
 
@@ -97,10 +98,12 @@ def split_document(blocks: Iterable[bytes]) -> Iterator[Piece]:
         return buf[newline:close_pos] + b"}"
 
     def gap_problem(end: int) -> Piece | None:
-        gap = buf[gap_start:end].strip(_BLANK + b",")
-        if not gap or _RECORD_HEADER.fullmatch(gap):
+        raw = buf[gap_start:end]
+        gap = raw.lstrip(_SEPARATORS)
+        if not gap or RECORD_HEADER.fullmatch(gap.rstrip(_SEPARATORS)):
             return None
-        return (f"unexpected text {_preview(gap)}", line_at(gap_start), None)
+        line = line_at(gap_start + len(raw) - len(gap))
+        return (f"unexpected text {_preview(gap)}", line, None)
 
     for block in _chain_eof(blocks):
         at_eof = block is None

@@ -52,6 +52,8 @@ _ATTRS = "#attributes"
 _TEXT = "#text"
 _SEPARATE_ATTRS_SUFFIX = "_attributes"
 _SECTIONS_HANDLED = frozenset({"System", "EventData", "UserData", _ATTRS})
+#: Top-level keys of a wrapped Windows event that are not collector metadata.
+_WRAPPER_KEYS = frozenset({"Event", "Event" + _SEPARATE_ATTRS_SUFFIX, "logsource"})
 
 #: Keys tried, in order, for a generic JSON event's timestamp (after flattening).
 TIMESTAMP_KEYS: tuple[str, ...] = (
@@ -99,7 +101,7 @@ def normalise(
         if event is not obj and len(obj) > 1:
             # Extra keys beside "Event" (a collector's metadata): add, never overwrite.
             for key, value in obj.items():
-                if key != "Event" and key != "logsource":
+                if key not in _WRAPPER_KEYS:
                     _flatten_json_value(fields, key, value, overwrite=False)
         timestamp = parse_timestamp(fields.get("TimeCreated_SystemTime"))
     else:
@@ -153,7 +155,15 @@ def flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
         _flatten_leaves(user_data, "", fields, overwrite=True)
     if len(event) > 2:
         for section, value in event.items():
-            if section not in _SECTIONS_HANDLED:
+            if section in _SECTIONS_HANDLED:
+                continue
+            if section.endswith(_SEPARATE_ATTRS_SUFFIX) and isinstance(value, dict):
+                # separate_json_attributes form of a section's attributes (EventData_attributes)
+                element = section[: -len(_SEPARATE_ATTRS_SUFFIX)]
+                for attr, attr_value in value.items():
+                    if not attr.startswith("xmlns"):
+                        fields.setdefault(f"{element}_{attr}", attr_value)
+            else:
                 _flatten_leaves(value, section, fields, overwrite=False)
     return fields
 
@@ -161,6 +171,11 @@ def flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
 def _flatten_system(system: dict[str, Any], fields: dict[str, Any]) -> None:
     for key, value in system.items():
         if isinstance(value, dict):
+            if key.endswith(_SEPARATE_ATTRS_SUFFIX):
+                element = key[: -len(_SEPARATE_ATTRS_SUFFIX)]
+                for attr, attr_value in value.items():
+                    fields[f"{element}_{attr}"] = attr_value
+                continue
             attrs = value.get(_ATTRS)
             if isinstance(attrs, dict):
                 for attr, attr_value in attrs.items():
@@ -171,10 +186,6 @@ def _flatten_system(system: dict[str, Any], fields: dict[str, Any]) -> None:
                 elif child != _ATTRS:
                     # Not produced by evtx today; keep it addressable rather than drop it.
                     _flatten_leaves(child_value, f"{key}_{child}", fields, overwrite=True)
-        elif key.endswith(_SEPARATE_ATTRS_SUFFIX) and isinstance(value, dict):
-            element = key[: -len(_SEPARATE_ATTRS_SUFFIX)]
-            for attr, attr_value in value.items():
-                fields[f"{element}_{attr}"] = attr_value
         elif value is None and key + _SEPARATE_ATTRS_SUFFIX in system:
             # separate_json_attributes renders <Provider Name=…/> as Provider: null plus
             # Provider_attributes; the empty element itself carries nothing.
