@@ -77,7 +77,7 @@ def synthetic_record(rng: random.Random, i: int) -> bytes:
         data = {
             **common,
             "Protocol": "tcp",
-            "DestinationIp": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "DestinationIp": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 9)}",
             "DestinationPort": rng.choice([443, 80, 53, 8443]),
             "DestinationHostname": f"host{rng.randint(1, 9999)}.corp.example",
         }

@@ -81,7 +81,7 @@ def _on_fields(literals: frozenset[tuple[str, str]] | None, names: Sequence[str]
 
 def union_witnesses(options: Sequence[Witnesses]) -> Witnesses:
     """Of alternatives (OR), every alternative's literals are needed."""
-    out: set[str] = set()
+    out: set[tuple[str, str, str]] = set()
     for w in options:
         if not w:
             return None

@@ -46,7 +46,7 @@ class Bucket:
     where the rule would look for it.
     """
 
-    __slots__ = ("always", "automata", "equals", "entries", "numbers")
+    __slots__ = ("always", "automata", "entries", "equals", "numbers")
 
     def __init__(self) -> None:
         self.entries: list[tuple[int, Variant]] = []  # (rule index, variant)
