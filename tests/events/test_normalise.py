@@ -240,3 +240,20 @@ def test_unparseable_timestamp_is_none_and_falls_through() -> None:
     assert record.timestamp == datetime(2024, 1, 1, tzinfo=UTC)
     windows_bad = normalise({"Event": {"System": {"TimeCreated": {"#text": "x"}}}})
     assert windows_bad.timestamp is None
+
+
+def test_spaced_event_data_names_are_also_exposed_without_spaces() -> None:
+    record = normalise(
+        {
+            "Event": {
+                "System": {
+                    "EventID": 1119,
+                    "Channel": "Microsoft-Windows-Windows Defender/Operational",
+                },
+                "EventData": {"Threat Name": "Virus:DOS/EICAR_Test_File", "ThreatID": "1"},
+            }
+        }
+    )
+    assert record.fields["ThreatName"] == "Virus:DOS/EICAR_Test_File"
+    assert record.fields["Threat Name"] == "Virus:DOS/EICAR_Test_File"
+    assert "ThreatID" in record.fields

@@ -153,6 +153,7 @@ def flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
     user_data = event.get("UserData")
     if user_data is not None:
         _flatten_leaves(user_data, "", fields, overwrite=True)
+    _add_spaceless_names(fields)
     if len(event) > 2:
         for section, value in event.items():
             if section in _SECTIONS_HANDLED:
@@ -195,6 +196,14 @@ def _flatten_system(system: dict[str, Any], fields: dict[str, Any]) -> None:
     event_id = fields.get("EventID")
     if isinstance(event_id, str) and event_id.isdigit():
         fields["EventID"] = int(event_id)
+
+
+def _add_spaceless_names(fields: dict[str, Any]) -> None:
+    """Also expose ``Threat Name`` as ``ThreatName``: Sigma field names drop the spaces of
+    Windows event data names (rules-specification, field naming), e.g. Defender's events."""
+    spaced = [k for k in fields if " " in k]
+    for key in spaced:
+        fields.setdefault(key.replace(" ", ""), fields[key])
 
 
 def _flatten_event_data(data: Any, fields: dict[str, Any]) -> None:
