@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.ledger import merkle
@@ -19,6 +19,7 @@ from vigil.ledger.models import AuditEntry, AuditHead, AuditNode
 
 HEAD_ID = 1
 _CHUNK = 400  # ids per query, well under SQLite's bound-parameter limit
+_LEVELS = 64
 
 
 def lock_head(session: Session, grow: int = 0) -> tuple[int, str | None]:
@@ -60,18 +61,26 @@ def set_origin(session: Session, origin: str) -> None:
 
 
 def fetch_nodes(session: Session, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
-    """Hashes of the named perfect subtrees (missing ones are simply absent)."""
-    wanted = sorted(set(ids))
+    """Hashes of the named perfect subtrees (missing ones are simply absent).
+
+    One query, ``(level = ? AND idx IN (...)) OR ...``: an index lookup per node on both backends
+    (a row-value ``IN`` makes SQLite scan the table).
+    """
+    by_level: dict[int, list[int]] = {}
+    for level, idx in set(ids):
+        by_level.setdefault(level, []).append(idx)
     found: dict[NodeId, bytes] = {}
-    for i in range(0, len(wanted), _CHUNK):
-        chunk = wanted[i : i + _CHUNK]
-        rows = session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
+    groups = sorted(by_level.items())
+    for i in range(0, len(groups), _LEVELS):
+        cond = or_(
+            *(
+                and_(AuditNode.level == level, AuditNode.idx.in_(sorted(idxs)))
+                for level, idxs in groups[i : i + _LEVELS]
             )
         )
+        rows = session.execute(select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(cond))
         found.update({(int(lvl), int(idx)): bytes(h) for lvl, idx, h in rows})
-    leaves = [idx for lvl, idx in wanted if lvl == 0 and (0, idx) not in found]
+    leaves = sorted(idx for idx in by_level.get(0, []) if (0, idx) not in found)
     for i in range(0, len(leaves), _CHUNK):
         rows2 = session.execute(
             select(AuditEntry.seq, AuditEntry.leaf_hash).where(
