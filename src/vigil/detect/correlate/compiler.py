@@ -161,11 +161,11 @@ def load_collection(texts: Iterable[str]) -> SigmaCollection:
         for doc in yaml.safe_load_all(text):
             if doc is None:
                 continue
-            docs.append(_stash_range_condition(doc))
+            docs.append(stash_range_condition(doc))
     return SigmaCollection.from_dicts(docs)
 
 
-def _stash_range_condition(doc: Any) -> Any:
+def stash_range_condition(doc: Any) -> Any:
     if not isinstance(doc, dict):
         return doc
     corr = doc.get("correlation")

@@ -19,6 +19,7 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule
 
+from vigil.detect.correlate.compiler import stash_range_condition
 from vigil.detect.sigma.compiler import Node, PlaceholderMissing, Selection, compile_detection
 from vigil.detect.sigma.errors import CompileError
 from vigil.detect.sigma.mapping import LogsourceMapping, LogsourceSource
@@ -124,7 +125,13 @@ def parse_file(
     source = SigmaRuleLocation(path)
     try:
         text = path.read_text(encoding="utf-8")
-        docs = [d for d in yaml.load_all(text, Loader=_YamlLoader) if d is not None]
+        # Correlation range conditions (gt + lte …) are valid Sigma that pySigma rejects; the
+        # correlation compiler keeps them aside and reads them back.
+        docs = [
+            stash_range_condition(d)
+            for d in yaml.load_all(text, Loader=_YamlLoader)
+            if d is not None
+        ]
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         result.failures.append(RuleFailure(str(path), None, None, f"cannot read rule file: {exc}"))
         return []
