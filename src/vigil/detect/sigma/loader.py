@@ -17,6 +17,7 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
+from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.rule import SigmaRule
 
 from vigil.detect.correlate.compiler import stash_range_condition
@@ -25,6 +26,10 @@ from vigil.detect.sigma.errors import CompileError
 from vigil.detect.sigma.mapping import LogsourceMapping, LogsourceSource
 
 RULE_SUFFIXES = (".yml", ".yaml")
+
+# The modifiers appendix names `utf16le` (with `wide` as its alias); pySigma 2.0.1 only knows
+# `wide`. pySigma's detection parser looks modifiers up in this very dict.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 try:  # libyaml is much faster on 3,000+ rule files; fall back to the pure-Python loader
     _YamlLoader: Any = yaml.CSafeLoader

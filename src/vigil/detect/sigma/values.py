@@ -452,7 +452,11 @@ class Cidr(Predicate):
 
 
 class FieldRef(Predicate):
-    """``fieldref``: compare with another field of the same event (case-insensitively)."""
+    """``fieldref``: compare with another field of the same event (case-insensitively).
+
+    With ``contains``/``startswith``/``endswith`` the field's value contains / starts with / ends
+    with the referenced field's value (pySigma's backends: ``field1 LIKE field2 || '%'``).
+    """
 
     __slots__ = ("ends", "other", "starts")
 
@@ -471,9 +475,9 @@ class FieldRef(Predicate):
                 if self.starts and self.ends:
                     ok = b in a
                 elif self.starts:
-                    ok = a.endswith(b)
-                elif self.ends:
                     ok = a.startswith(b)
+                elif self.ends:
+                    ok = a.endswith(b)
                 else:
                     ok = a == b
                 if ok:
@@ -481,6 +485,12 @@ class FieldRef(Predicate):
         return False
 
     def describe(self) -> str:
+        if self.starts and self.ends:
+            return f"contains the value of field {self.other}"
+        if self.starts:
+            return f"starts with the value of field {self.other}"
+        if self.ends:
+            return f"ends with the value of field {self.other}"
         return f"equals field {self.other}"
 
 
