@@ -26,6 +26,9 @@ from vigil.events.model import EventRecord
 
 LogsourceKey = tuple[tuple[str, str], ...]
 
+#: Distinct routing outcomes whose merged index is kept (there are about as many as sources).
+MERGED_CACHE_SIZE = 4096
+
 
 def _norm(value: Any) -> str:
     if isinstance(value, bool):
@@ -132,6 +135,7 @@ class SigmaEngine:
         self._unconditional: list[int] = []
         self._hint_buckets: dict[LogsourceKey, int] = {}
         self._hint_cache: dict[LogsourceKey, tuple[int, ...]] = {}
+        self._merged: dict[tuple[int, ...], Bucket] = {}
         self._build()
 
     # ------------------------------------------------------------------ building
@@ -173,18 +177,39 @@ class SigmaEngine:
                     for combo in itertools.product(*allowed):
                         table.setdefault(combo, []).append(bucket_id)
                 self._buckets[by_source[id(src)]].add(index, variant)
-        for bucket in self._buckets:
-            bucket.build()
         self._groups = list(groups.items())
 
     def stats(self) -> EngineStats:
-        indexed = sum(len(b.entries) - len(b.always) for b in self._buckets)
+        entries = [e for b in self._buckets for e in b.entries]
+        unindexed = sum(1 for _, v in entries if not v.node.witnesses())
         return EngineStats(
             rules=len(self.rules),
             buckets=len(self._buckets),
-            indexed_variants=indexed,
-            unindexed_variants=sum(len(b.always) for b in self._buckets),
+            indexed_variants=len(entries) - unindexed,
+            unindexed_variants=unindexed,
         )
+
+    def _merged_bucket(self, bucket_ids: tuple[int, ...]) -> Bucket:
+        """One index over every rule an event routed to these buckets can reach.
+
+        Events of one kind (say, Sysmon process creation) route to the same few buckets (the
+        category's, the service's, product-wide keyword rules); indexing their union once
+        means each event scans each field once, and a rule shared by two buckets is met once.
+        """
+        merged = self._merged.get(bucket_ids)
+        if merged is None:
+            merged = Bucket()
+            seen: set[int] = set()
+            for bucket_id in bucket_ids:
+                for rule_index, variant in self._buckets[bucket_id].entries:
+                    if id(variant.node) not in seen:
+                        seen.add(id(variant.node))
+                        merged.add(rule_index, variant)
+            merged.build()
+            if len(self._merged) >= MERGED_CACHE_SIZE:
+                self._merged.pop(next(iter(self._merged)))
+            self._merged[bucket_ids] = merged
+        return merged
 
     # ------------------------------------------------------------------ matching
     def _route(self, event: EventRecord) -> list[int]:
@@ -225,24 +250,20 @@ class SigmaEngine:
             return []
         if ctx is None:
             ctx = EventContext(event.fields)
-        matched: set[int] = set()
-        tried: set[int] = set()
-        for bucket_id in buckets:
-            bucket = self._buckets[bucket_id]
-            entries = bucket.entries
-            positions = bucket.candidates(ctx)
-            for pos in positions:
-                rule_index, variant = entries[pos]
-                if rule_index in matched:
-                    continue
-                # Nodes are per rule and field mapping: two buckets may share one.
-                node_id = id(variant.node)
-                if node_id in tried:
-                    continue
-                tried.add(node_id)
-                if variant.node.match(ctx):
-                    matched.add(rule_index)
-        return [self.rules[i] for i in sorted(matched)]
+        key = (buckets[0],) if len(buckets) == 1 else tuple(sorted(set(buckets)))
+        bucket = self._merged.get(key) or self._merged_bucket(key)
+        entries = bucket.entries
+        matched: list[int] = []
+        for pos in bucket.candidates(ctx):
+            rule_index, variant = entries[pos]
+            if variant.node.match(ctx):
+                matched.append(rule_index)
+        if not matched:
+            return []
+        rules = self.rules
+        if len(matched) == 1:
+            return [rules[matched[0]]]
+        return [rules[i] for i in sorted(set(matched))]
 
     def match_infos(self, event: EventRecord) -> list[RuleInfo]:
         return [r.info for r in self.match(event)]
