@@ -65,7 +65,7 @@ class Bucket:
         always: list[int] = []
         index: dict[str, dict[str, dict[str, list[int]]]] = {"sub": {}, "eq": {}, "num": {}}
         for pos, (_, variant) in enumerate(self.entries):
-            wit = variant.node.witnesses()
+            wit = variant.matcher.witnesses()
             if not wit:
                 always.append(pos)
                 continue
@@ -181,7 +181,7 @@ class SigmaEngine:
 
     def stats(self) -> EngineStats:
         entries = [e for b in self._buckets for e in b.entries]
-        unindexed = sum(1 for _, v in entries if not v.node.witnesses())
+        unindexed = sum(1 for _, v in entries if not v.matcher.witnesses())
         return EngineStats(
             rules=len(self.rules),
             buckets=len(self._buckets),
@@ -202,8 +202,8 @@ class SigmaEngine:
             seen: set[int] = set()
             for bucket_id in bucket_ids:
                 for rule_index, variant in self._buckets[bucket_id].entries:
-                    if id(variant.node) not in seen:
-                        seen.add(id(variant.node))
+                    if id(variant.matcher) not in seen:
+                        seen.add(id(variant.matcher))
                         merged.add(rule_index, variant)
             merged.build()
             if len(self._merged) >= MERGED_CACHE_SIZE:
@@ -256,7 +256,7 @@ class SigmaEngine:
         matched: list[int] = []
         for pos in bucket.candidates(ctx):
             rule_index, variant = entries[pos]
-            if variant.node.match(ctx):
+            if variant.matcher.match(ctx):
                 matched.append(rule_index)
         if not matched:
             return []

@@ -24,6 +24,7 @@ from vigil.detect.correlate.compiler import stash_range_condition
 from vigil.detect.sigma.compiler import Node, PlaceholderMissing, Selection, compile_detection
 from vigil.detect.sigma.errors import CompileError
 from vigil.detect.sigma.mapping import LogsourceMapping, LogsourceSource
+from vigil.detect.sigma.optimize import slim
 
 RULE_SUFFIXES = (".yml", ".yaml")
 
@@ -58,8 +59,9 @@ class Variant:
     """The rule compiled for one source of its logsource (each source may rename fields)."""
 
     source: LogsourceSource | None  # None: the rule's logsource is not in the mapping
-    node: Node
+    node: Node  # the explainable tree (named selections kept)
     selections: Mapping[str, Selection]
+    matcher: Node  # the same logic slimmed for the hot path (see optimize.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,7 @@ def compile_rule(
     by_fieldmap: dict[
         tuple[tuple[str, tuple[str, ...]], ...], tuple[Node, dict[str, Selection]]
     ] = {}
+    matchers: dict[tuple[tuple[str, tuple[str, ...]], ...], Node] = {}
     variants = []
     for src in sources:
         fieldmap = dict(src.fieldmappings) if src is not None else {}
@@ -231,8 +234,9 @@ def compile_rule(
                 fieldmap=fieldmap,
                 placeholders=placeholders,
             )
+            matchers[key] = slim(by_fieldmap[key][0])
         node, selections = by_fieldmap[key]
-        variants.append(Variant(src, node, selections))
+        variants.append(Variant(src, node, selections, matchers[key]))
     return CompiledRule(info, tuple(variants))
 
 

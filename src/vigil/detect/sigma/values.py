@@ -185,6 +185,8 @@ class StringSet(Predicate):
         values = ctx.raw_strings(name) if self.cased else ctx.lower_strings(name)
         if values is None:
             return False
+        if len(values) == 1:
+            return self.test(values[0])
         test = self.test
         return any(test(s) for s in values)
 
