@@ -22,8 +22,9 @@ from vigil.detect.detection import Detection, EventRef, Level
 from vigil.detect.sigma.engine import SigmaEngine
 from vigil.detect.sigma.loader import CompiledRule
 from vigil.events.issues import ReadIssue
+from vigil.events.json_reader import read_json_lines_range, split_json_lines
 from vigil.events.model import EventRecord
-from vigil.events.readers import iter_input_files, read_events
+from vigil.events.readers import InputFormat, detect_format, iter_input_files, read_events
 
 
 @dataclass
@@ -144,12 +145,33 @@ ProgressFn = Callable[[int], None]
 _WORKER_ENGINE: SigmaEngine | None = None
 
 
-def _scan_file_base(path: Path) -> tuple[list[Detection], ScanSummary]:
+#: A JSON-lines file larger than this is split between workers (EVTX and JSON documents are not).
+SPLIT_BYTES = 4 << 20
+
+#: (path, start, end, first line); start == end == -1 means "the whole file".
+Task = tuple[Path, int, int, int]
+
+
+def _tasks(files: list[Path], workers: int) -> list[Task]:
+    tasks: list[Task] = []
+    for path in files:
+        size = _size(path)
+        if size > SPLIT_BYTES and detect_format(path) is InputFormat.JSON_LINES:
+            parts = min(workers * 4, max(2, size // SPLIT_BYTES))
+            tasks.extend((path, s, e, first) for s, e, first in split_json_lines(path, parts))
+        else:
+            tasks.append((path, -1, -1, 1))
+    return tasks
+
+
+def _scan_task(task: Task) -> tuple[list[Detection], ScanSummary]:
     engine = _WORKER_ENGINE
     assert engine is not None
-    summary = ScanSummary(files=1)
+    path, start, end, first = task
+    summary = ScanSummary(files=1 if start <= 0 else 0)
     found: list[Detection] = []
-    for item in read_events(path):
+    items = read_events(path) if start < 0 else read_json_lines_range(path, start, end, first)
+    for item in items:
         if isinstance(item, ReadIssue):
             summary.issues.append(item)
             continue
@@ -168,7 +190,7 @@ def scan_paths(
 ) -> Iterator[Detection]:
     """Scan every input file under ``paths``; yields detections, fills ``summary``."""
     files = list(iter_input_files(paths))
-    if workers <= 1 or len(files) <= 1:
+    if workers <= 1:
         yield from _scan_serial(files, scanner, summary, progress)
     else:
         yield from _scan_parallel(files, scanner, summary, workers, progress)
@@ -204,17 +226,18 @@ def _scan_parallel(
     global _WORKER_ENGINE
     _WORKER_ENGINE = scanner.engine
     ctx = multiprocessing.get_context("fork")
-    # Largest files first so that one big file does not start last and finish alone.
-    order = sorted(files, key=_size, reverse=True)
-    with ctx.Pool(processes=min(workers, len(files))) as pool:
-        for path, (found, part) in zip(order, pool.imap(_scan_file_base, order), strict=True):
+    tasks = _tasks(files, workers)
+    with ctx.Pool(processes=min(workers, len(tasks))) as pool:
+        # imap keeps task order, so the output order does not depend on scheduling.
+        for task, (found, part) in zip(tasks, pool.imap(_scan_task, tasks), strict=True):
             summary.merge_counts(part)
             for base in found:
                 for det in scanner.correlate(base):
                     summary.add(det)
                     yield det
             if progress is not None:
-                progress(_size(path))
+                path, start, end, _ = task
+                progress(_size(path) if start < 0 else end - start)
     _WORKER_ENGINE = None
 
 

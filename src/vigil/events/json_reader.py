@@ -96,10 +96,10 @@ def _is_object(line: bytes) -> bool:
 
 
 def _read_lines(
-    source: str, head: list[bytes], rest: Iterable[bytes]
+    source: str, head: list[bytes], rest: Iterable[bytes], first_line: int = 1
 ) -> Iterator[EventRecord | ReadIssue]:
     loads = orjson.loads
-    lineno = 0
+    lineno = first_line - 1
     for chunk in (head, rest):
         for line in chunk:
             lineno += 1
@@ -149,3 +149,60 @@ def _blocks(start: bytes, fh: IO[bytes]) -> Iterator[bytes]:
 
 def _preview(data: bytes, limit: int = 60) -> str:
     return repr(data.strip()[:limit].decode("utf-8", "replace"))
+
+
+def split_json_lines(path: Path, parts: int) -> list[tuple[int, int, int]]:
+    """Cut a JSON-lines file into about ``parts`` byte ranges on line boundaries.
+
+    Returns ``(start, end, first_line_number)`` triples covering the file, so that workers can
+    read the pieces independently and still report true line numbers.
+    """
+    size = path.stat().st_size
+    if parts <= 1 or size == 0:
+        return [(0, size, 1)]
+    step = max(1, size // parts)
+    bounds = [0]
+    with path.open("rb") as fh:
+        for i in range(1, parts):
+            fh.seek(max(i * step, bounds[-1]))
+            fh.readline()  # move to the start of the next whole line
+            pos = fh.tell()
+            if pos >= size or pos <= bounds[-1]:
+                continue
+            bounds.append(pos)
+        bounds.append(size)
+        # Line numbers at each boundary: count newlines once, block by block.
+        firsts = [1]
+        fh.seek(0)
+        seen, lines = 0, 0
+        for boundary in bounds[1:-1]:
+            while seen < boundary:
+                block = fh.read(min(1 << 24, boundary - seen))
+                if not block:
+                    break
+                lines += block.count(b"\n")
+                seen += len(block)
+            firsts.append(lines + 1)
+    return [(bounds[i], bounds[i + 1], firsts[i]) for i in range(len(bounds) - 1)]
+
+
+def read_json_lines_range(
+    path: Path, start: int, end: int, first_line: int
+) -> Iterator[EventRecord | ReadIssue]:
+    """Read the JSON lines of ``path`` that begin in ``[start, end)``.
+
+    The ranges come from :func:`split_json_lines`; line numbers stay those of the whole file.
+    """
+    source = str(path)
+    with path.open("rb") as fh:
+        fh.seek(start)
+
+        def lines() -> Iterator[bytes]:
+            pos = start
+            for line in fh:
+                if pos >= end:
+                    return
+                pos += len(line)
+                yield line
+
+        yield from _read_lines(source, [], lines(), first_line)
