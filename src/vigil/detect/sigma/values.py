@@ -393,6 +393,43 @@ def _regex_literal(pattern: re.Pattern[str]) -> str:
     return best
 
 
+def _ignorecase_unsafe() -> frozenset[str] | None:
+    """Characters that ``re.IGNORECASE`` equates with a character of another ``str.lower()``.
+
+    E.g. ``s`` and ``ſ`` (long s): ``re.search("s", "ſ", re.I)`` matches, but ``"ſ".lower()`` does
+    not contain ``"s"``. A regex literal holding one of them is no sound index witness. ``None``
+    when Python's case table is unavailable (then no ignore-case literal is trusted).
+    """
+    try:
+        from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - depends on the Python version
+        return None
+    out: set[str] = set()
+    for low, extras in _EXTRA_CASES.items():
+        for extra in extras:
+            if chr(extra).lower() != chr(low).lower():
+                out.update((chr(low), chr(extra)))
+    return frozenset(out)
+
+
+_IGNORECASE_UNSAFE = _ignorecase_unsafe()
+
+
+def _ignorecase_safe_literal(literal: str) -> str:
+    """The longest run of ``literal`` free of characters unsafe under ``re.IGNORECASE``."""
+    if _IGNORECASE_UNSAFE is None:
+        return ""
+    best, run = "", ""
+    for ch in literal:
+        if ch in _IGNORECASE_UNSAFE or ch.lower() in _IGNORECASE_UNSAFE:
+            run = ""
+            continue
+        run += ch
+        if len(run) > len(best):
+            best = run
+    return best
+
+
 class Regex(Predicate):
     """``re``: Python's ``re`` with the rule's flags, searched (unanchored) in the raw value."""
 
@@ -409,7 +446,10 @@ class Regex(Predicate):
             raise CompileError(f"invalid regular expression {self.text!r}: {exc}") from exc
         # A top-level literal run is needed by every match; the index scans lowered text, and a
         # case-sensitive match of the run implies a case-insensitive one, so lowering is sound.
-        self.literal = _regex_literal(self.pattern).lower()
+        literal = _regex_literal(self.pattern)
+        if self.pattern.flags & re.IGNORECASE:
+            literal = _ignorecase_safe_literal(literal)
+        self.literal = literal.lower()
 
     def witnesses(self) -> frozenset[Witness] | None:
         return frozenset({("sub", self.literal)}) if self.literal else None
