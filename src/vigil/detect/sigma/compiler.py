@@ -152,7 +152,9 @@ class FieldItem(Node):
         return best_witnesses(options) if self.all_linked else union_witnesses(options)
 
     def describe(self) -> str:
-        mapped = f" (event field {' or '.join(self.names)})" if self.names != (self.label,) else ""
+        # The label is "Field|modifiers": name the event field only when the mapping renamed it.
+        renamed = self.names != (self.label.split("|", 1)[0],)
+        mapped = f" (event field {' or '.join(self.names)})" if renamed else ""
         return f"{self.label}{mapped}"
 
 
