@@ -12,6 +12,7 @@ Prints one line per figure. The PostgreSQL URL must point at an empty database o
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import random
 import statistics
@@ -82,6 +83,12 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--proofs", type=int, default=2000, help="proofs to time")
     parser.add_argument("--singles", type=int, default=2000, help="single-entry transactions")
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="time proofs without gc.freeze() (long-lived start-up objects then make full "
+        "collections pause for tens of ms)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="vigil-ledger-bench-"))
@@ -115,6 +122,10 @@ def main() -> None:
         cp = service.sign_checkpoint(s, home=home)
         print(f"sign_checkpoint at size {cp.size:,}: {(time.perf_counter() - t0) * 1000:.2f} ms")
     root = unb64(cp.root_hash)
+    if not args.no_gc_freeze:  # what a long-running server does after start-up
+        gc.collect()
+        gc.freeze()
+    print(f"proof timings with gc.freeze(): {not args.no_gc_freeze}")
     rng = random.Random(6962)
     incl: list[float] = []
     cons: list[float] = []
