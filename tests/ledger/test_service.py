@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,23 @@ def test_archive_keeps_the_rest_verifiable(ledger: Ledger, tmp_path: Path) -> No
         again = export.archive(s, before=20, out=tmp_path / "arch2", home=ledger.home)
     assert (again.begin, again.end) == (13, 20)
     assert verify_export(tmp_path / "arch2", trusted_keys=[key]).ok
+
+
+def test_concurrent_appenders_produce_one_valid_log(ledger: Ledger, tmp_path: Path) -> None:
+    def worker(name: str) -> None:
+        for i in range(25):
+            with session_scope(ledger.factory) as s:
+                service.append(s, tenant="acme", actor=name, action="x.y", target=f"t:{i}")
+
+    threads = [threading.Thread(target=worker, args=(f"user:{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    leaves = _leaf_inputs(ledger)
+    assert len(leaves) == 100
+    assert [json.loads(d)["seq"] for d in leaves] == list(range(100))
+    with session_scope(ledger.factory) as s:
+        assert service.root_hash(s) == reference.mth(leaves)
+        export.export(s, out=tmp_path / "x", home=ledger.home)
+    assert verify_export(tmp_path / "x").ok
