@@ -12,10 +12,8 @@ import typer
 
 from vigil.cli.common import fail, load_engine_inputs, read_single_events
 from vigil.detect.sigma.context import EventContext
+from vigil.detect.sigma.engine import SigmaEngine
 from vigil.detect.sigma.explain import explain
-from vigil.detect.sigma.loader import CompiledRule, Variant
-from vigil.detect.sigma.mapping import hint_compatible
-from vigil.events.model import EventRecord
 
 app = typer.Typer(help="Check and test Sigma rules.", no_args_is_help=True)
 
@@ -61,35 +59,6 @@ def check(
         typer.echo(f"  {failure.path} ({rid}){kind}: {failure.reason}")
 
 
-def _norm(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value).lower()
-
-
-def _variant_for(compiled: CompiledRule, record: EventRecord) -> Variant | None:
-    """The variant the engine evaluates for this event: the one whose source's conditions the
-    event meets (each source may rename fields), else one reached through the logsource hint,
-    else the first."""
-    for variant in compiled.variants:
-        src = variant.source
-        if (
-            src is not None
-            and src.conditions
-            and all(
-                _norm(record.fields.get(name)) in {_norm(v) for v in values}
-                and record.fields.get(name) is not None
-                for name, values in src.conditions.items()
-            )
-        ):
-            return variant
-    for variant in compiled.variants:
-        src = variant.source
-        if (src is None or src.hint) and hint_compatible(compiled.info.logsource, record.logsource):
-            return variant
-    return compiled.variants[0] if compiled.variants else None
-
-
 @app.command("test")
 def test(
     rule: Annotated[Path, typer.Argument(help="The rule file.")],
@@ -108,20 +77,29 @@ def test(
     if not result.rules:
         fail(f"{rule}: no detection rule in this file")
     records = read_single_events(event)
+    engine = SigmaEngine(result.rules)
     any_match = False
     for compiled in result.rules:
         for record in records:
             where = f"record {record.record_id}" if record.record_id is not None else "event"
-            variant = _variant_for(compiled, record)
-            if variant is None:
+            if not compiled.variants:
                 typer.echo(f"{compiled.info.title} — {where}: no match")
                 typer.echo("  the logsource mapping disables this rule's logsource")
                 continue
-            ctx = EventContext(record.fields)
-            expl = explain(variant.node, ctx)
-            any_match |= expl.matched
-            verdict = "MATCH" if expl.matched else "no match"
+            # The variant the engine itself would evaluate (sources may rename fields).
+            variant = engine.variant_for(compiled, record)
+            routed = variant is not None
+            expl = explain((variant or compiled.variants[0]).node, EventContext(record.fields))
+            matched = routed and expl.matched
+            any_match |= matched
+            verdict = "MATCH" if matched else "no match"
             typer.echo(f"{compiled.info.title} — {where}: {verdict}")
+            if not routed:
+                typer.echo(
+                    f"  the event does not belong to the rule's logsource "
+                    f"{dict(compiled.info.logsource)} (see the logsource mapping); "
+                    "its detection is shown for information"
+                )
             if not expl.matched:
                 typer.echo("  failed because:")
                 for line in expl.failures():

@@ -265,5 +265,13 @@ class SigmaEngine:
             return [rules[matched[0]]]
         return [rules[i] for i in sorted(set(matched))]
 
+    def variant_for(self, rule: CompiledRule, event: EventRecord) -> Variant | None:
+        """The variant of ``rule`` that ``event`` is routed to (None: not its logsource)."""
+        for bucket_id in self._route(event):
+            for _, variant in self._buckets[bucket_id].entries:
+                if any(variant is v for v in rule.variants):
+                    return variant
+        return None
+
     def match_infos(self, event: EventRecord) -> list[RuleInfo]:
         return [r.info for r in self.match(event)]
