@@ -56,10 +56,9 @@ class EventContext:
         return to_strings(value)
 
     def lower_strings(self, name: str) -> tuple[str, ...] | None:
-        try:
-            return self._lower[name]
-        except KeyError:
-            pass
+        cached = self._lower.get(name, MISSING)
+        if cached is not MISSING:
+            return cached  # type: ignore[return-value]
         value = self.fields.get(name, MISSING)
         if value is MISSING:
             result: tuple[str, ...] | None = None
@@ -102,5 +101,9 @@ class EventContext:
     def text(self) -> str:
         """All values, lowered and joined: what the candidate index scans."""
         if self._text is None:
-            self._text = SEPARATOR.join(self.all_raw_strings()).lower()
+            # Same strings as all_raw_strings(), built in one pass: scalars are the common case.
+            parts = [
+                v if type(v) is str else SEPARATOR.join(to_strings(v)) for v in self.fields.values()
+            ]
+            self._text = SEPARATOR.join(parts).lower()
         return self._text
