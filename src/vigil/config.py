@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default is SQLite under home."
     )
     queue_url: str | None = Field(default=None, description="redis:// URL for scale-out.")
+    audit_signing_key: str | None = Field(
+        default=None,
+        description="Ledger signing key (PRIVATE+KEY+... text or a file path); default: "
+        "the key created under home/keys.",
+    )
     sigma_placeholders: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Values for Sigma `expand` placeholders, e.g. {'Admins_Workstations': [...]}.",

@@ -10,12 +10,13 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from sqlalchemy.orm import Session
 
-from vigil.config import Settings, load_settings
+from vigil.cli.common import cli_settings, fail
+from vigil.config import Settings
 from vigil.errors import VigilError
 from vigil.ledger.checkpoint import SignerKey
 from vigil.ledger.keys import parse_configured_key
@@ -31,18 +32,6 @@ SigningKeyOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"vigil: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except Exception as exc:  # pydantic's ValidationError: one line is enough
-        _fail(f"invalid settings: {str(exc).splitlines()[0]}", 2)
 
 
 @contextmanager
@@ -61,7 +50,7 @@ def _session(settings: Settings) -> Iterator[Session]:
 
 
 def _signing_key(settings: Settings, option: str | None) -> SignerKey | None:
-    value = option or getattr(settings, "audit_signing_key", None)
+    value = option or settings.audit_signing_key
     return parse_configured_key(str(value)) if value else None
 
 
@@ -70,7 +59,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except VigilError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command("init-key")
@@ -83,7 +72,7 @@ def init_key(
     """Create the log's Ed25519 signing key (file mode 0600) unless it has one; print its key."""
     from vigil.ledger import service
 
-    settings = _settings()
+    settings = cli_settings()
     with _errors(), _session(settings) as session:
         supplied = _signing_key(settings, signing_key)
         key = service.init_log(
@@ -100,7 +89,7 @@ def public_key() -> None:
     """Print the active verifier key (give it to whoever verifies exports)."""
     from vigil.ledger import service
 
-    with _errors(), _session(_settings()) as session:
+    with _errors(), _session(cli_settings()) as session:
         typer.echo(service.public_key(session))
 
 
@@ -112,7 +101,7 @@ def checkpoint(
     """Print the latest signed checkpoint (signing a new one first, on demand)."""
     from vigil.ledger import service
 
-    settings = _settings()
+    settings = cli_settings()
     with _errors(), _session(settings) as session:
         if sign:
             supplied = _signing_key(settings, signing_key)
@@ -134,7 +123,7 @@ def rotate_key(
     """Replace the signing key; the new key is announced in a checkpoint signed by the old one."""
     from vigil.ledger import service
 
-    settings = _settings()
+    settings = cli_settings()
     with _errors(), _session(settings) as session:
         supplied = _signing_key(settings, signing_key)
         cp = service.rotate_key(
@@ -159,7 +148,7 @@ def export(
     """Write entries (JSONL), the latest checkpoint and the public key to a directory."""
     from vigil.ledger import export as ledger_export
 
-    settings = _settings()
+    settings = cli_settings()
     with _errors(), _session(settings) as session:
         supplied = _signing_key(settings, signing_key)
         summary = ledger_export.export(
@@ -184,7 +173,7 @@ def archive(
     """Move old entries out of the database into a verifiable export directory."""
     from vigil.ledger import export as ledger_export
 
-    settings = _settings()
+    settings = cli_settings()
     with _errors(), _session(settings) as session:
         supplied = _signing_key(settings, signing_key)
         result = ledger_export.archive(
@@ -210,7 +199,7 @@ def prove(
     from vigil.ledger import export as ledger_export
 
     note = _read_text(checkpoint_file) if checkpoint_file else None
-    with _errors(), _session(_settings()) as session:
+    with _errors(), _session(cli_settings()) as session:
         bundle = ledger_export.proof_bundle(session, seq=seq, checkpoint_note=note)
     out.write_text(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     typer.echo(f"wrote the inclusion proof of entry {seq} (tree size {bundle['tree_size']})")
@@ -220,7 +209,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        _fail(f"{path}: cannot read ({exc.strerror})", 2)
+        fail(f"{path}: cannot read ({exc.strerror})", 2)
 
 
 @app.command("verify")
@@ -240,23 +229,23 @@ def verify(
     from vigil.ledger import verify as ledger_verify
 
     if not target.exists():
-        _fail(f"{target}: no such file or directory", 2)
+        fail(f"{target}: no such file or directory", 2)
     saved = [_read_text(p) for p in checkpoint_files or []]
     try:
         keys = ledger_verify.read_verifier_keys(public_key_file) if public_key_file else None
     except VigilError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     if target.is_dir():
         report = ledger_verify.verify_export(target, trusted_keys=keys, saved_checkpoints=saved)
     else:
         if keys is None:
-            _fail("verifying a proof bundle needs --public-key", 2)
+            fail("verifying a proof bundle needs --public-key", 2)
         try:
             bundle = json.loads(_read_text(target))
         except ValueError:
-            _fail(f"{target}: not JSON", 2)
+            fail(f"{target}: not JSON", 2)
         if len(saved) > 1:
-            _fail("a proof bundle is checked against one --checkpoint", 2)
+            fail("a proof bundle is checked against one --checkpoint", 2)
         report = ledger_verify.verify_bundle(
             bundle, trusted_keys=keys, checkpoint_text=saved[0] if saved else None
         )

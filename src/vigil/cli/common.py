@@ -23,11 +23,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings() -> Settings:
+def cli_settings() -> Settings:
     try:
         return load_settings()
     except Exception as exc:  # pydantic's ValidationError: show it on one line
-        fail(f"invalid settings: {str(exc).splitlines()[0]}")
+        fail(f"invalid settings: {str(exc).splitlines()[0]}", 2)
 
 
 def load_engine_inputs(
@@ -40,7 +40,7 @@ def load_engine_inputs(
         mapping = load_mapping(list(mapping_paths))
     except VigilError as exc:
         fail(str(exc).replace("\n", "; "))
-    result = load_rules(rule_paths, mapping=mapping, placeholders=settings().sigma_placeholders)
+    result = load_rules(rule_paths, mapping=mapping, placeholders=cli_settings().sigma_placeholders)
     return result, mapping
 
 

@@ -45,6 +45,8 @@ CSV_COLUMNS = [
 
 
 def _json_line(det: Detection) -> bytes:
+    if det.encoded is not None:
+        return det.encoded
     return orjson.dumps(det.to_dict(), default=str, option=orjson.OPT_NON_STR_KEYS)
 
 

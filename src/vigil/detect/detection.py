@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
+import orjson
+
 from vigil.events.model import EventRecord
 
 #: Technique (t1059.001), group (g0007) and software (s0002) ids are not tactics.
@@ -66,6 +68,8 @@ class Detection:
     group: dict[str, Any] = field(default_factory=dict)
     value: float | None = None
     rule_name: str | None = None
+    #: The JSON form, when a worker process already encoded it (then ``event`` may be a stub).
+    encoded: bytes | None = None
 
     @property
     def level_rank(self) -> Level:
@@ -83,6 +87,9 @@ class Detection:
         ]
 
     def to_dict(self) -> dict[str, Any]:
+        if self.encoded is not None:
+            decoded: dict[str, Any] = orjson.loads(self.encoded)
+            return decoded
         out: dict[str, Any] = {
             "rule_id": self.rule_id,
             "rule_title": self.rule_title,

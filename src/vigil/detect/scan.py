@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from vigil.detect.correlate import CorrelationEngine, CorrelationHit, RuleRef
 from vigil.detect.detection import Detection, EventRef, Level
 from vigil.detect.sigma.engine import SigmaEngine
@@ -141,8 +143,9 @@ class Scanner:
 
 ProgressFn = Callable[[int], None]
 
-# Set in the parent before forking workers; workers read it (copy-on-write, never pickled).
+# Set in the parent before forking workers; workers read them (copy-on-write, never pickled).
 _WORKER_ENGINE: SigmaEngine | None = None
+_WORKER_CORRELATED: frozenset[int] = frozenset()  # id() of rules the correlations reference
 
 
 #: A JSON-lines file larger than this is split between workers (EVTX and JSON documents are not).
@@ -176,7 +179,17 @@ def _scan_task(task: Task) -> tuple[list[Detection], ScanSummary]:
             summary.issues.append(item)
             continue
         summary.events += 1
-        found.extend(_rule_detection(r, item) for r in engine.match(item))
+        for rule in engine.match(item):
+            det = _rule_detection(rule, item)
+            # Encode here, in parallel, and ship bytes: pickling whole events back to the
+            # parent would make it the bottleneck. Correlations need the event itself.
+            det.encoded = orjson.dumps(det.to_dict(), default=str, option=orjson.OPT_NON_STR_KEYS)
+            if id(rule) not in _WORKER_CORRELATED:
+                det.event = EventRecord(
+                    fields={}, source_file=item.source_file, record_id=item.record_id,
+                    timestamp=item.timestamp,
+                )  # fmt: skip
+            found.append(det)
     return found, summary
 
 
@@ -223,8 +236,15 @@ def _scan_parallel(
     workers: int,
     progress: ProgressFn | None,
 ) -> Iterator[Detection]:
-    global _WORKER_ENGINE
+    global _WORKER_ENGINE, _WORKER_CORRELATED
     _WORKER_ENGINE = scanner.engine
+    corr = scanner.correlations
+    _WORKER_CORRELATED = frozenset(
+        id(rule)
+        for rule in scanner.engine.rules
+        if corr is not None
+        and corr.wants(RuleRef(id=rule.info.id, name=rule.info.name, title=rule.info.title))
+    )
     ctx = multiprocessing.get_context("fork")
     tasks = _tasks(files, workers)
     with ctx.Pool(processes=min(workers, len(tasks))) as pool:
