@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import orjson
 import typer
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from vigil.cli.common import fail, load_engine_inputs
 from vigil.detect.correlate import CorrelationEngine, compile_correlations, suppressed_base_rules
-from vigil.detect.detection import Detection, Level
+from vigil.detect.detection import Detection, EncodedBatch, Level
 from vigil.detect.scan import Scanner, ScanSummary, scan_paths, total_size
 from vigil.detect.sigma.engine import SigmaEngine
 from vigil.errors import VigilError
@@ -45,34 +46,50 @@ CSV_COLUMNS = [
 
 
 def _json_line(det: Detection) -> bytes:
-    if det.encoded is not None:
-        return det.encoded
     return orjson.dumps(det.to_dict(), default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
-def _write(dets: Iterator[Detection], fmt: OutputFormat, out: IO[str]) -> None:
+def _lines(items: Iterator[Detection | EncodedBatch]) -> Iterator[bytes]:
+    for item in items:
+        if isinstance(item, EncodedBatch):
+            yield from item.line_list()
+        else:
+            yield _json_line(item)
+
+
+def _dicts(items: Iterator[Detection | EncodedBatch]) -> Iterator[dict[str, Any]]:
+    for item in items:
+        if isinstance(item, EncodedBatch):
+            for line in item.line_list():
+                yield orjson.loads(line)
+        else:
+            yield item.to_dict()
+
+
+def _write(items: Iterator[Detection | EncodedBatch], fmt: OutputFormat, out: IO[str]) -> None:
     if fmt is OutputFormat.jsonl:
-        for det in dets:
-            out.write(_json_line(det).decode())
-            out.write("\n")
+        for item in items:
+            if isinstance(item, EncodedBatch):
+                out.write(item.lines.decode())  # already one JSON object per line
+            else:
+                out.write(_json_line(item).decode())
+                out.write("\n")
     elif fmt is OutputFormat.json:
         out.write("[")
-        for i, det in enumerate(dets):
+        for i, line in enumerate(_lines(items)):
             out.write(",\n" if i else "\n")
-            out.write(_json_line(det).decode())
+            out.write(line.decode())
         out.write("\n]\n")
     elif fmt is OutputFormat.csv:
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
-        for det in dets:
-            d = det.to_dict()
+        for d in _dicts(items):
             d["tags"] = ";".join(d["tags"])
             d["event"] = orjson.dumps(d["event"], default=str).decode()
             writer.writerow([d.get(c) for c in CSV_COLUMNS])
     else:
         table = Table("timestamp", "level", "rule", "source", "record")
-        for det in dets:
-            d = det.to_dict()
+        for d in _dicts(items):
             table.add_row(
                 str(d["timestamp"] or ""),
                 str(d["level"] or ""),
@@ -172,8 +189,12 @@ def scan(
         try:
             dets = scan_paths(paths, scanner, summary, workers=workers, progress=progress_cb)
             _write(dets, fmt, out)
+        except BrokenPipeError:
+            # The reader went away (`vigil scan … | head`): stop quietly, like other filters.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except OSError as exc:
-            fail(f"{exc.filename or output}: {exc.strerror}")
+            fail(f"{exc.filename or output or '<stdout>'}: {exc.strerror}")
         except VigilError as exc:
             fail(str(exc))
     if not quiet:

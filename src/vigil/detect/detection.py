@@ -8,8 +8,6 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-import orjson
-
 from vigil.events.model import EventRecord
 
 #: Technique (t1059.001), group (g0007) and software (s0002) ids are not tactics.
@@ -68,8 +66,6 @@ class Detection:
     group: dict[str, Any] = field(default_factory=dict)
     value: float | None = None
     rule_name: str | None = None
-    #: The JSON form, when a worker process already encoded it (then ``event`` may be a stub).
-    encoded: bytes | None = None
 
     @property
     def level_rank(self) -> Level:
@@ -87,9 +83,6 @@ class Detection:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        if self.encoded is not None:
-            decoded: dict[str, Any] = orjson.loads(self.encoded)
-            return decoded
         out: dict[str, Any] = {
             "rule_id": self.rule_id,
             "rule_title": self.rule_title,
@@ -106,3 +99,14 @@ class Detection:
             out["value"] = self.value
             out["events"] = [e.to_dict() for e in self.events]
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """Detections a worker process already encoded: JSON lines, one per detection."""
+
+    lines: bytes
+    count: int
+
+    def line_list(self) -> list[bytes]:
+        return self.lines.splitlines()

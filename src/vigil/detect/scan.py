@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from vigil.detect.correlate import CorrelationEngine, CorrelationHit, RuleRef
-from vigil.detect.detection import Detection, EventRef, Level
+from vigil.detect.detection import Detection, EncodedBatch, EventRef, Level
 from vigil.detect.sigma.engine import SigmaEngine
 from vigil.detect.sigma.loader import CompiledRule
 from vigil.events.issues import ReadIssue
@@ -48,10 +48,13 @@ class ScanSummary:
     def detections(self) -> int:
         return sum(self.by_level.values())
 
-    def merge_counts(self, other: ScanSummary) -> None:
+    def merge(self, other: ScanSummary) -> None:
         self.files += other.files
         self.events += other.events
         self.issues.extend(other.issues)
+        self.by_level.update(other.by_level)
+        self.by_tactic.update(other.by_tactic)
+        self.by_rule.update(other.by_rule)
 
 
 def _rule_detection(rule: CompiledRule, event: EventRecord) -> Detection:
@@ -110,19 +113,25 @@ class Scanner:
     def base_detections(self, event: EventRecord) -> list[Detection]:
         return [_rule_detection(r, event) for r in self.engine.match(event)]
 
-    def correlate(self, base: Detection) -> list[Detection]:
-        """Feed one base detection to the correlations; return what to output for it."""
-        out: list[Detection] = []
+    def outputs(self, base: Detection) -> bool:
+        """Whether a base detection is output (level high enough, not `generate: false`)."""
         suppressed = (base.rule_id or "").lower() in self.suppressed or (
             base.rule_name is not None and base.rule_name in self.suppressed
         )
-        if self.correlations is not None:
-            ref = RuleRef(id=base.rule_id, name=base.rule_name, title=base.rule_title)
-            for hit in self.correlations.observe(ref, base.event):
-                det = correlation_detection(hit)
-                if self._keep(det):
-                    out.append(det)
-        if not suppressed and self._keep(base):
+        return not suppressed and self._keep(base)
+
+    def correlate_only(self, base: Detection) -> list[Detection]:
+        """Feed one base detection to the correlations; return the correlation detections."""
+        if self.correlations is None:
+            return []
+        ref = RuleRef(id=base.rule_id, name=base.rule_name, title=base.rule_title)
+        hits = self.correlations.observe(ref, base.event)
+        return [d for d in map(correlation_detection, hits) if self._keep(d)]
+
+    def correlate(self, base: Detection) -> list[Detection]:
+        """Feed one base detection to the correlations; return what to output for it."""
+        out = self.correlate_only(base)
+        if self.outputs(base):
             out.insert(0, base)
         return out
 
@@ -144,7 +153,7 @@ class Scanner:
 ProgressFn = Callable[[int], None]
 
 # Set in the parent before forking workers; workers read them (copy-on-write, never pickled).
-_WORKER_ENGINE: SigmaEngine | None = None
+_WORKER_SCANNER: Scanner | None = None
 _WORKER_CORRELATED: frozenset[int] = frozenset()  # id() of rules the correlations reference
 
 
@@ -167,12 +176,18 @@ def _tasks(files: list[Path], workers: int) -> list[Task]:
     return tasks
 
 
-def _scan_task(task: Task) -> tuple[list[Detection], ScanSummary]:
-    engine = _WORKER_ENGINE
-    assert engine is not None
+def _scan_task(task: Task) -> tuple[EncodedBatch, list[Detection], ScanSummary]:
+    """One file or range in a worker: output lines encoded here, counted here; only the base
+    detections that correlations need travel back as objects (with their events)."""
+    scanner = _WORKER_SCANNER
+    assert scanner is not None
+    engine = scanner.engine
     path, start, end, first = task
     summary = ScanSummary(files=1 if start <= 0 else 0)
-    found: list[Detection] = []
+    lines: list[bytes] = []
+    correlated: list[Detection] = []
+    dumps = orjson.dumps
+    option = orjson.OPT_NON_STR_KEYS
     items = read_events(path) if start < 0 else read_json_lines_range(path, start, end, first)
     for item in items:
         if isinstance(item, ReadIssue):
@@ -181,16 +196,13 @@ def _scan_task(task: Task) -> tuple[list[Detection], ScanSummary]:
         summary.events += 1
         for rule in engine.match(item):
             det = _rule_detection(rule, item)
-            # Encode here, in parallel, and ship bytes: pickling whole events back to the
-            # parent would make it the bottleneck. Correlations need the event itself.
-            det.encoded = orjson.dumps(det.to_dict(), default=str, option=orjson.OPT_NON_STR_KEYS)
-            if id(rule) not in _WORKER_CORRELATED:
-                det.event = EventRecord(
-                    fields={}, source_file=item.source_file, record_id=item.record_id,
-                    timestamp=item.timestamp,
-                )  # fmt: skip
-            found.append(det)
-    return found, summary
+            if scanner.outputs(det):
+                lines.append(dumps(det.to_dict(), default=str, option=option))
+                summary.add(det)
+            if id(rule) in _WORKER_CORRELATED:
+                correlated.append(det)
+    batch = EncodedBatch(b"\n".join(lines) + b"\n" if lines else b"", len(lines))
+    return batch, correlated, summary
 
 
 def scan_paths(
@@ -200,8 +212,12 @@ def scan_paths(
     *,
     workers: int = 1,
     progress: ProgressFn | None = None,
-) -> Iterator[Detection]:
-    """Scan every input file under ``paths``; yields detections, fills ``summary``."""
+) -> Iterator[Detection | EncodedBatch]:
+    """Scan every input file under ``paths``; yields detections, fills ``summary``.
+
+    With workers, base detections arrive as :class:`EncodedBatch` (already JSON); correlation
+    detections always arrive as :class:`Detection`.
+    """
     files = list(iter_input_files(paths))
     if workers <= 1:
         yield from _scan_serial(files, scanner, summary, progress)
@@ -235,9 +251,9 @@ def _scan_parallel(
     summary: ScanSummary,
     workers: int,
     progress: ProgressFn | None,
-) -> Iterator[Detection]:
-    global _WORKER_ENGINE, _WORKER_CORRELATED
-    _WORKER_ENGINE = scanner.engine
+) -> Iterator[Detection | EncodedBatch]:
+    global _WORKER_SCANNER, _WORKER_CORRELATED
+    _WORKER_SCANNER = scanner
     corr = scanner.correlations
     _WORKER_CORRELATED = frozenset(
         id(rule)
@@ -249,16 +265,20 @@ def _scan_parallel(
     tasks = _tasks(files, workers)
     with ctx.Pool(processes=min(workers, len(tasks))) as pool:
         # imap keeps task order, so the output order does not depend on scheduling.
-        for task, (found, part) in zip(tasks, pool.imap(_scan_task, tasks), strict=True):
-            summary.merge_counts(part)
-            for base in found:
-                for det in scanner.correlate(base):
+        for task, (batch, correlated, part) in zip(
+            tasks, pool.imap(_scan_task, tasks), strict=True
+        ):
+            summary.merge(part)
+            if batch.count:
+                yield batch
+            for base in correlated:
+                for det in scanner.correlate_only(base):
                     summary.add(det)
                     yield det
             if progress is not None:
                 path, start, end, _ = task
                 progress(_size(path) if start < 0 else end - start)
-    _WORKER_ENGINE = None
+    _WORKER_SCANNER = None
 
 
 def _size(path: Path) -> int:
