@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -290,7 +289,3 @@ def _size(path: Path) -> int:
 
 def total_size(paths: Sequence[Path]) -> int:
     return sum(_size(p) for p in iter_input_files(paths))
-
-
-def detection_to_json(det: Detection) -> dict[str, Any]:
-    return det.to_dict()

@@ -21,7 +21,7 @@ from typing import Any
 import ahocorasick
 
 from vigil.detect.sigma.context import EventContext
-from vigil.detect.sigma.loader import CompiledRule, RuleInfo, Variant
+from vigil.detect.sigma.loader import CompiledRule, Variant
 from vigil.events.model import EventRecord
 
 LogsourceKey = tuple[tuple[str, str], ...]
@@ -272,6 +272,3 @@ class SigmaEngine:
                 if any(variant is v for v in rule.variants):
                     return variant
         return None
-
-    def match_infos(self, event: EventRecord) -> list[RuleInfo]:
-        return [r.info for r in self.match(event)]
