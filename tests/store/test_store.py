@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 
 from vigil.config import Settings
 from vigil.store import create_engine_for, engine_from_settings, session_factory, session_scope
-from vigil.store.migrate import current_heads, downgrade, upgrade
+from vigil.store.migrate import current_heads, downgrade, head_revision, upgrade
 
 LEDGER_TABLES = {
     "audit_head",
@@ -36,7 +36,7 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
 def test_upgrade_is_idempotent_and_reversible(database_url: str) -> None:
     upgrade(database_url)
     upgrade(database_url)
-    assert current_heads(database_url) == ["0001_ledger"]
+    assert current_heads(database_url) == [head_revision()]
     engine = create_engine_for(database_url)
     try:
         assert set(inspect(engine).get_table_names()) >= LEDGER_TABLES

@@ -17,7 +17,17 @@ from sqlalchemy import Connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-MODEL_MODULES: list[str] = ["vigil.ledger.models"]
+MODEL_MODULES: list[str] = [
+    "vigil.ledger.models",
+    "vigil.identity.models",
+    "vigil.bus.models",
+    "vigil.bus.queue_models",
+    "vigil.pipeline.models",
+    "vigil.alerts.models",
+    "vigil.incidents.models",
+    "vigil.notify.models",
+    "vigil.metering.models",
+]
 """Modules that define tables; imported so ``Base.metadata`` is complete for autogenerate."""
 
 
@@ -55,3 +65,13 @@ def current_heads(database_url: str) -> list[str]:
             return list(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest revision the code knows (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations must form one line; heads are {heads}")
+    return str(heads[0])

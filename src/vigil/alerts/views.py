@@ -1,0 +1,7 @@
+"""HTTP routes of the alerts domain: translate HTTP to service calls and back, nothing else."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,72 @@
+"""The FastAPI application factory.
+
+``create_app(runtime)`` builds the app around an existing :class:`vigil.runtime.Runtime`; the
+lifespan starts and stops the runtime's background workers. Routers come from the domains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vigil import __version__
+from vigil.api import problems
+from vigil.api.middleware import RequestContextMiddleware
+from vigil.runtime import Runtime
+
+API_DESCRIPTION = """\
+Vigil's HTTP API. Authenticate with `Authorization: Bearer <API key or access token>`.
+Errors are RFC 9457 problem documents (`application/problem+json`) naming the field at fault.
+"""
+
+
+def _routers() -> list[tuple[str, object]]:
+    from vigil.alerts.views import router as alerts
+    from vigil.identity.views import router as identity
+    from vigil.incidents.views import router as incidents
+    from vigil.ingest.views import router as ingest
+    from vigil.ledger.views import router as ledger
+    from vigil.metering.views import router as metering
+    from vigil.notify.views import router as notify
+    from vigil.obs.views import router as obs
+    from vigil.pipeline.views import router as pipeline
+
+    return [
+        ("obs", obs),
+        ("identity", identity),
+        ("ingest", ingest),
+        ("pipeline", pipeline),
+        ("alerts", alerts),
+        ("incidents", incidents),
+        ("notify", notify),
+        ("ledger", ledger),
+        ("metering", metering),
+    ]
+
+
+def create_app(runtime: Runtime, *, manage_workers: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_workers:
+            runtime.start_workers()
+        try:
+            yield
+        finally:
+            if manage_workers:
+                runtime.stop_workers()
+
+    app = FastAPI(
+        title="Vigil",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        responses=problems.PROBLEM_RESPONSE,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    for _name, router in _routers():
+        app.include_router(router)  # type: ignore[arg-type]
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,3 @@
+"""Tables of the durable ingest queue."""
+
+from __future__ import annotations

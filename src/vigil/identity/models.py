@@ -1,0 +1,3 @@
+"""Tables of the identity domain."""
+
+from __future__ import annotations

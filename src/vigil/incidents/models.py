@@ -1,0 +1,3 @@
+"""Tables of the incidents domain."""
+
+from __future__ import annotations

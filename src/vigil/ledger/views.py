@@ -1,0 +1,7 @@
+"""HTTP routes of the audit ledger (/v1/audit)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

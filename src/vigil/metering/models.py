@@ -1,0 +1,3 @@
+"""Tables of the metering domain."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, health checks, structured JSON logs."""

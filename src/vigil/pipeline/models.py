@@ -1,0 +1,3 @@
+"""Tables of the pipeline domain."""
+
+from __future__ import annotations
