@@ -41,5 +41,17 @@ def prepare_storage(settings: Settings) -> None:
 
 def assemble(settings: Settings, *, role: Role = "all") -> Runtime:
     """A runtime with every domain wired for ``role`` (api: no workers; worker: no HTTP)."""
+    from vigil.alerts import wiring as alerts
+    from vigil.identity import wiring as identity
+    from vigil.incidents import wiring as incidents
+    from vigil.ingest import wiring as ingest
+    from vigil.ledger import wiring as ledger
+    from vigil.metering import wiring as metering
+    from vigil.notify import wiring as notify
+    from vigil.pipeline import wiring as pipeline
+
     runtime = build_runtime(settings)
+    # Order matters: identity first (authentication), then the path of an event.
+    for domain in (identity, metering, ingest, pipeline, alerts, incidents, notify, ledger):
+        domain.install(runtime, role=role)
     return runtime

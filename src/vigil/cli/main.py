@@ -15,7 +15,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-commands live in their own modules; importing them here keeps start-up explicit.
-    from vigil.cli import audit
+    from vigil.cli import audit, identity
     from vigil.cli.rules import app as rules_app
     from vigil.cli.scan import scan
     from vigil.cli.serve import db_app, serve
@@ -25,6 +25,7 @@ def _register() -> None:
     app.add_typer(audit.app, name="audit")
     app.command(name="serve")(serve)
     app.add_typer(db_app, name="db")
+    identity.register(app)
 
 
 def main() -> None:
