@@ -1,4 +1,4 @@
-"""metering: usage counters and quotas
+"""identity: refresh tokens, MFA, login attempts
 
 Revision ID: 0010_identity_sessions
 Revises: 0009_metering
