@@ -68,5 +68,9 @@ def create_app(runtime: Runtime, *, manage_workers: bool = True) -> FastAPI:
     problems.install(app)
     for _name, router in _routers():
         app.include_router(router)  # type: ignore[arg-type]
+    # Domains add ASGI middleware through the runtime (identity: rate limits, usage metering);
+    # the request-context middleware is added last so it wraps everything.
+    for middleware in runtime.extras.get("asgi_middleware", []):
+        app.add_middleware(middleware)
     app.add_middleware(RequestContextMiddleware)
     return app
