@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from vigil.errors import VigilError
+from vigil.errors import InvalidInputError, VigilError
 
 
 class LedgerError(VigilError):
     """Root of the audit ledger's errors."""
 
 
-class ProofError(LedgerError):
+class ProofError(LedgerError, InvalidInputError):
     """A proof cannot be built or is malformed."""
 
 

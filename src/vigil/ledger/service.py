@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from vigil import errors
 from vigil.ledger import keys, merkle, tree
 from vigil.ledger.checkpoint import (
     ROTATION_EXTENSION,
@@ -55,7 +56,7 @@ RETIRED = "retired"
 SYSTEM_TENANT = "system"
 
 
-class NotFoundError(LedgerError):
+class NotFoundError(LedgerError, errors.NotFoundError):
     """The requested entry or checkpoint does not exist."""
 
 
