@@ -46,6 +46,27 @@ def _routers() -> list[tuple[str, object]]:
     ]
 
 
+def create_health_app(runtime: Runtime) -> FastAPI:
+    """What a `vigil worker` process serves: health checks and metrics only; the lifespan
+    starts and stops the runtime's workers."""
+    from vigil.obs.views import router as obs
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start_workers()
+        try:
+            yield
+        finally:
+            runtime.stop_workers()
+
+    app = FastAPI(title="Vigil worker", version=__version__, lifespan=lifespan, openapi_url=None)
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(obs)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
 def create_app(runtime: Runtime, *, manage_workers: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -18,12 +18,13 @@ def _register() -> None:
     from vigil.cli import audit, identity
     from vigil.cli.rules import app as rules_app
     from vigil.cli.scan import scan
-    from vigil.cli.serve import db_app, serve
+    from vigil.cli.serve import db_app, serve, worker
 
     app.add_typer(rules_app, name="rules")
     app.command(name="scan")(scan)
     app.add_typer(audit.app, name="audit")
     app.command(name="serve")(serve)
+    app.command(name="worker")(worker)
     app.add_typer(db_app, name="db")
     identity.register(app)
 
