@@ -1,0 +1,399 @@
+"""The durable event queue between ingest and the detection pipeline.
+
+:class:`EventQueue` is the interface; :class:`SqlEventQueue` keeps the queue in the service's own
+database (the embedded deployment) and :class:`MemoryEventQueue` is the test double. The shape
+is the one a Redis Streams implementation needs too (scale-out): ``publish`` returns once the
+records are durable; a consumer ``read``\\ s a batch, does its work in its own transaction,
+calls ``ack`` *inside* that transaction and ``acknowledged`` after it committed (Redis: XACK
+after commit, at-least-once; the pipeline's idempotency keys make redelivery harmless).
+
+SQL semantics:
+
+* **Durability.** ``publish`` commits one multi-row insert; a 2xx from ingest means the rows are
+  in the database. On SQLite (WAL, ``synchronous=NORMAL`` as :mod:`vigil.store.engine` sets it)
+  a committed transaction survives the process being killed (the WAL is in the OS page cache);
+  only an OS crash or power loss can lose the last commits. ``synchronous=FULL`` would close
+  that window at the price of an fsync per request.
+* **Idempotency.** ``(tenant_id, event_id)`` is unique; the insert skips conflicting rows
+  (``ON CONFLICT DO NOTHING``) and reports them as duplicates. A duplicate inside one batch is
+  caught before the insert.
+* **Order and exactly-once effect.** A consumer reads ``seq > offset`` (its committed offset in
+  ``consumer_offsets``, :mod:`vigil.bus.offsets`) and advances the offset in the same
+  transaction as its results, so a crash replays exactly the uncommitted part. Commit order must
+  equal ``seq`` order or a reader could pass a row that commits later: SQLite serialises writers
+  anyway; on PostgreSQL publishers take a transaction-scoped advisory lock.
+* **Retention** (:meth:`SqlEventQueue.purge`). Rows every consumer has processed are deleted
+  once older than ``retention_s``, except rows with an ``event_id``: those stay for the
+  idempotency window (``idempotency_window_s``), because the row *is* the memory that this id
+  was seen. A record re-sent after that window is accepted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from vigil.bus import offsets
+from vigil.bus.models import ConsumerOffset
+from vigil.bus.queue_models import QueuedEventRow
+
+if TYPE_CHECKING:
+    from vigil.runtime import Runtime
+
+log = logging.getLogger("vigil.queue")
+
+#: Key of the PostgreSQL advisory lock that orders publishers (any constant; "vigilq" in hex).
+PG_PUBLISH_LOCK = 0x76696769_6C71
+QUEUE_KEY = "event_queue"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    """One record to publish: its idempotency id (or None) and the bytes to store."""
+
+    event_id: str | None
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """One record as a consumer reads it."""
+
+    seq: int
+    tenant_id: str
+    event_id: str | None
+    accepted_at: datetime
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    accepted: int
+    duplicates: int
+    #: indexes (into the published sequence) of the records skipped as duplicates
+    duplicate_indexes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    depth: int
+    lag_seconds: float
+    last_seq: int
+    committed: int
+
+
+Listener = Callable[[], None]
+
+
+class EventQueue(Protocol):
+    """What ingest and the detection pipeline need from a queue."""
+
+    def publish(self, tenant_id: str, records: Sequence[QueueRecord]) -> PublishResult:
+        """Store ``records`` durably for ``tenant_id``; duplicates of queued ids are skipped."""
+        ...
+
+    def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
+        """The next records after ``consumer``'s committed position, oldest first."""
+        ...
+
+    def ack(self, session: Session, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        """Mark ``batch`` processed, inside the consumer's transaction (``session``)."""
+        ...
+
+    def acknowledged(self, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        """Called after the consumer's transaction committed (Redis: XACK)."""
+        ...
+
+    def stats(self, *, consumer: str) -> QueueStats: ...
+
+    def purge(self, *, now: datetime, retention_s: float, idempotency_window_s: float) -> int:
+        """Delete processed records past retention; return how many."""
+        ...
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` (cheap, non-blocking) after each publish that added records."""
+        ...
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def dedupe_batch(records: Sequence[QueueRecord]) -> tuple[list[int], list[int]]:
+    """Indexes to insert and indexes that repeat an ``event_id`` earlier in the same batch."""
+    keep: list[int] = []
+    repeats: list[int] = []
+    seen: set[str] = set()
+    for i, rec in enumerate(records):
+        if rec.event_id is not None:
+            if rec.event_id in seen:
+                repeats.append(i)
+                continue
+            seen.add(rec.event_id)
+        keep.append(i)
+    return keep, repeats
+
+
+class _Listeners:
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("queue listener failed")
+
+
+class SqlEventQueue(_Listeners):
+    """The queue as a table of the service's database (see the module docstring)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        super().__init__()
+        self._sessions = sessions
+
+    # ---------------------------------------------------------------- producer
+    def publish(self, tenant_id: str, records: Sequence[QueueRecord]) -> PublishResult:
+        if not records:
+            return PublishResult(0, 0)
+        keep, repeats = dedupe_batch(records)
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "event_id": records[i].event_id,
+                "accepted_at": now,
+                "payload": records[i].payload,
+            }
+            for i in keep
+        ]
+        with self._sessions() as session:
+            dialect = session.get_bind().dialect.name
+            if dialect == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_PUBLISH_LOCK})
+                stmt: Any = postgresql.insert(QueuedEventRow)
+            else:
+                stmt = sqlite.insert(QueuedEventRow)
+            stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
+            ids = [records[i].event_id for i in keep if records[i].event_id is not None]
+            if ids:
+                # Which ids are already queued (for the per-record answer); the unique
+                # constraint, not this query, is what guarantees no double insert.
+                existing = set(
+                    session.scalars(
+                        select(QueuedEventRow.event_id).where(
+                            QueuedEventRow.tenant_id == tenant_id,
+                            QueuedEventRow.event_id.in_(ids),
+                        )
+                    )
+                )
+            else:
+                existing = set()
+            inserted = session.connection().execute(stmt, rows).rowcount
+            session.commit()
+        dup_indexes = sorted([*repeats, *(i for i in keep if records[i].event_id in existing)])
+        accepted = inserted if inserted is not None and inserted >= 0 else len(rows) - len(existing)
+        if accepted:
+            self._notify()
+        return PublishResult(accepted, len(records) - accepted, tuple(dup_indexes))
+
+    # ---------------------------------------------------------------- consumer
+    def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
+        # Lock the consumer's offset row for this transaction: two replicas of one consumer on
+        # PostgreSQL take turns instead of processing the same rows (SQLite ignores it).
+        row = session.get(ConsumerOffset, consumer, with_for_update=True)
+        position = int(row.position) if row is not None else 0
+        result = session.execute(
+            select(
+                QueuedEventRow.seq,
+                QueuedEventRow.tenant_id,
+                QueuedEventRow.event_id,
+                QueuedEventRow.accepted_at,
+                QueuedEventRow.payload,
+            )
+            .where(QueuedEventRow.seq > position)
+            .order_by(QueuedEventRow.seq)
+            .limit(limit)
+        )
+        return [
+            QueuedEvent(seq, tenant, event_id, _utc(accepted), bytes(payload))
+            for seq, tenant, event_id, accepted, payload in result
+        ]
+
+    def ack(self, session: Session, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        if batch:
+            offsets.advance(session, name=consumer, position=batch[-1].seq)
+
+    def acknowledged(self, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        return None
+
+    def ensure_consumer(self, consumer: str) -> None:
+        """Create the consumer's offset row (at 0) so ``read`` always has a row to lock."""
+        with self._sessions() as session:
+            if session.get(ConsumerOffset, consumer) is None:
+                offsets.advance(session, name=consumer, position=0)
+                session.commit()
+
+    # ---------------------------------------------------------------- observing
+    def stats(self, *, consumer: str) -> QueueStats:
+        with self._sessions() as session:
+            committed = offsets.get(session, name=consumer)
+            last = session.execute(
+                select(func.coalesce(func.max(QueuedEventRow.seq), 0))
+            ).scalar_one()
+            depth = session.execute(
+                select(func.count()).where(QueuedEventRow.seq > committed)
+            ).scalar_one()
+            oldest = session.execute(
+                select(QueuedEventRow.accepted_at)
+                .where(QueuedEventRow.seq > committed)
+                .order_by(QueuedEventRow.seq)
+                .limit(1)
+            ).scalar_one_or_none()
+        lag = 0.0
+        if oldest is not None:
+            lag = max(0.0, (datetime.now(UTC) - _utc(oldest)).total_seconds())
+        return QueueStats(int(depth), lag, int(last), committed)
+
+    def purge(self, *, now: datetime, retention_s: float, idempotency_window_s: float) -> int:
+        plain_cutoff = now - timedelta(seconds=retention_s)
+        id_cutoff = now - timedelta(seconds=max(retention_s, idempotency_window_s))
+        total = 0
+        with self._sessions() as session:
+            done = session.execute(select(func.min(ConsumerOffset.position))).scalar_one()
+            if done is None:
+                return 0
+            while True:
+                victims = (
+                    select(QueuedEventRow.seq)
+                    .where(
+                        QueuedEventRow.seq <= done,
+                        or_(
+                            and_(
+                                QueuedEventRow.event_id.is_(None),
+                                QueuedEventRow.accepted_at < plain_cutoff,
+                            ),
+                            QueuedEventRow.accepted_at < id_cutoff,
+                        ),
+                    )
+                    .order_by(QueuedEventRow.seq)
+                    .limit(10_000)
+                    .scalar_subquery()
+                )
+                deleted = (
+                    session.connection()
+                    .execute(delete(QueuedEventRow).where(QueuedEventRow.seq.in_(victims)))
+                    .rowcount
+                )
+                session.commit()
+                total += deleted or 0
+                if not deleted or deleted < 10_000:
+                    return total
+
+
+@dataclass
+class _MemoryState:
+    rows: list[QueuedEvent] = field(default_factory=list)
+    ids: set[tuple[str, str]] = field(default_factory=set)
+    offsets: dict[str, int] = field(default_factory=dict)
+    next_seq: int = 1
+
+
+class MemoryEventQueue(_Listeners):
+    """The test double: same semantics, held in memory. ``ack`` takes effect when the
+    consumer's session commits and is dropped when it rolls back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._state = _MemoryState()
+        self._lock = threading.Lock()
+
+    def publish(self, tenant_id: str, records: Sequence[QueueRecord]) -> PublishResult:
+        keep, repeats = dedupe_batch(records)
+        now = datetime.now(UTC)
+        dups = list(repeats)
+        accepted = 0
+        with self._lock:
+            st = self._state
+            for i in keep:
+                rec = records[i]
+                if rec.event_id is not None:
+                    key = (tenant_id, rec.event_id)
+                    if key in st.ids:
+                        dups.append(i)
+                        continue
+                    st.ids.add(key)
+                st.rows.append(QueuedEvent(st.next_seq, tenant_id, rec.event_id, now, rec.payload))
+                st.next_seq += 1
+                accepted += 1
+        if accepted:
+            self._notify()
+        return PublishResult(accepted, len(records) - accepted, tuple(sorted(dups)))
+
+    def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
+        with self._lock:
+            position = self._state.offsets.get(consumer, 0)
+            return [r for r in self._state.rows if r.seq > position][:limit]
+
+    def ack(self, session: Session, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        if not batch:
+            return
+        from sqlalchemy import event
+
+        position = batch[-1].seq
+
+        def on_commit(_session: Session) -> None:
+            with self._lock:
+                self._state.offsets[consumer] = position
+
+        event.listen(session, "after_commit", on_commit, once=True)
+
+    def acknowledged(self, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        return None
+
+    def stats(self, *, consumer: str) -> QueueStats:
+        with self._lock:
+            position = self._state.offsets.get(consumer, 0)
+            pending = [r for r in self._state.rows if r.seq > position]
+            last = self._state.next_seq - 1
+        lag = (datetime.now(UTC) - pending[0].accepted_at).total_seconds() if pending else 0.0
+        return QueueStats(len(pending), max(0.0, lag), last, position)
+
+    def purge(self, *, now: datetime, retention_s: float, idempotency_window_s: float) -> int:
+        plain = now - timedelta(seconds=retention_s)
+        with_id = now - timedelta(seconds=max(retention_s, idempotency_window_s))
+        with self._lock:
+            st = self._state
+            done = min(st.offsets.values(), default=0)
+            keep: list[QueuedEvent] = []
+            for r in st.rows:
+                limit = plain if r.event_id is None else with_id
+                if r.seq <= done and r.accepted_at < limit:
+                    if r.event_id is not None:
+                        st.ids.discard((r.tenant_id, r.event_id))
+                    continue
+                keep.append(r)
+            removed = len(st.rows) - len(keep)
+            st.rows = keep
+        return removed
+
+
+def queue_of(runtime: Runtime) -> EventQueue:
+    """The runtime's queue (created on first use: the SQL queue on the service database)."""
+    queue: EventQueue | None = runtime.extras.get(QUEUE_KEY)
+    if queue is None:
+        queue = SqlEventQueue(runtime.sessions)
+        runtime.extras[QUEUE_KEY] = queue
+    return queue
