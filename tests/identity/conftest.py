@@ -1,0 +1,46 @@
+"""Identity fixtures: a migrated database (SQLite and PostgreSQL) with an initialised ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from vigil.identity import service
+from vigil.identity.models import Tenant
+from vigil.ledger import service as ledger
+from vigil.store import session_factory, session_scope
+from vigil.store.tenancy import system_session, tenant_session
+
+
+@pytest.fixture
+def factory(db_engine: Engine, tmp_path: Path) -> sessionmaker[Session]:
+    sessions = session_factory(db_engine)
+    with session_scope(sessions) as s:
+        ledger.init_log(s, home=tmp_path / "home", origin="test/audit")
+    return sessions
+
+
+@pytest.fixture
+def system(factory: sessionmaker[Session]) -> Iterator[Session]:
+    session = system_session(factory)
+    yield session
+    session.rollback()
+    session.close()
+
+
+def make_tenant(factory: sessionmaker[Session], name: str) -> Tenant:
+    with session_scope(factory) as s:
+        return service.create_tenant(s, name=name, actor="system:test")
+
+
+@pytest.fixture
+def two_tenants(factory: sessionmaker[Session]) -> tuple[Tenant, Tenant]:
+    return make_tenant(factory, "acme"), make_tenant(factory, "globex")
+
+
+def scoped(factory: sessionmaker[Session], tenant: Tenant) -> Session:
+    return tenant_session(factory, tenant.id)
