@@ -5,8 +5,39 @@ Environment: ``VIGIL_PIPELINE__<FIELD>``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 
 class PipelineSettings(BaseModel):
-    pass
+    batch_size: int = Field(
+        default=1000, ge=1, le=50_000, description="Queue records per detection transaction."
+    )
+    idle_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long an idle worker sleeps before looking again; ingest wakes it at "
+        "once, so this only bounds the delay for records written by another process.",
+    )
+    worker_mode: Literal["thread", "process"] = Field(
+        default="process",
+        description="Run detection in a thread of the API process, or in a child process that "
+        "reads the same queue (uses the second core; see vigil.pipeline.worker).",
+    )
+    consumer: str = Field(default="detection", description="Queue consumer name (offset key).")
+    hot_reload: bool = Field(default=True, description="Reload rules when their files change.")
+    reload_interval_s: float = Field(
+        default=2.0, gt=0, description="How often rule files are checked for changes."
+    )
+    processed_retention_s: float = Field(
+        default=600.0, ge=0, description="Processed queue records without event_id kept this long."
+    )
+    purge_interval_s: float = Field(
+        default=60.0, gt=0, description="How often processed queue records are purged."
+    )
+    overrides_refresh_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the worker checks for changed per-tenant rule settings.",
+    )
