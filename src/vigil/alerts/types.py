@@ -1,0 +1,48 @@
+"""Column types shared by the alerts and incidents tables.
+
+:class:`UtcDateTime` exists because SQLite has no time zones: SQLAlchemy stores the wall-clock
+text and hands back naive datetimes, while PostgreSQL hands back aware ones. Every value is
+converted to UTC on the way in (a naive value is taken to be UTC already) and comes back aware,
+so comparisons, sorting and cursors behave the same on both backends.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (naive values are taken to be UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        utc = as_utc(value)
+        # SQLite keeps the text form only; dropping the offset keeps that text sortable.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return as_utc(value)
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of a mapped class (for bulk statements that bypass the ORM)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -1,0 +1,376 @@
+"""Alerts into incidents: automatic grouping, and attaching alerts to an incident.
+
+Policy (automatic, for every *new* alert, in the transaction that raised it):
+
+1. **Correlation id.** If the alert carries a correlation id and an active incident (open,
+   acknowledged, investigating or contained) of its tenant has the same correlation id and saw an
+   alert within the grouping window (default 24 h), the alert joins it.
+2. **Entity.** Otherwise, if an active incident of the tenant has the same *entity key* and saw an
+   alert within the window, the alert joins it. The entity key is the host when the alert names
+   one (``host:<name>``; for correlation alerts a group-by field named like a host field counts),
+   else the user (``user:<name>``), else the alert's other entity fields, else the rule
+   (``rule:<id>``: alerts of one rule with no entity at all group together). Names compare
+   case-insensitively.
+3. **Open.** Otherwise, when the alert's severity is at least ``open_min_severity`` (default
+   medium), it opens a new incident with that entity key and correlation id.
+4. Else it stays a lone alert (an analyst can still add it to an incident by hand).
+
+"Saw an alert" uses alert times (``last_seen``: event time), so replaying old logs groups them
+as they happened. When a folded detection moves an alert's ``last_seen``, the incident it belongs
+to moves its ``last_alert_at`` too, so a long-running attack keeps its incident.
+
+An incident's severity is its most severe alert's; SLA due times follow (see :mod:`.sla`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, insert, or_, select
+from sqlalchemy.orm import Session
+
+from vigil.alerts.aftercommit import after_commit
+from vigil.alerts.entity import HOST_FIELDS, USER_FIELDS
+from vigil.alerts.events import AlertSummary
+from vigil.alerts.models import TITLE_MAX
+from vigil.alerts.types import table_of
+from vigil.bus.outbox import emit_many
+from vigil.events.envelope import SecurityEvent, Severity
+from vigil.incidents import events
+from vigil.incidents.config import IncidentsSettings, SlaSettings
+from vigil.incidents.models import KEY_MAX, Incident, IncidentAlert
+from vigil.incidents.sla import SYSTEM_ACTOR, due_times, retarget
+from vigil.incidents.states import ACTIVE_STATUSES, IncidentStatus
+from vigil.incidents.timeline import TimelineItem, TimelineKind, record
+from vigil.ledger.schemas import AuditEntryCreate
+from vigil.ledger.service import append_many
+from vigil.obs.logging import REQUEST_ID
+from vigil.obs.metrics import INCIDENTS_OPENED
+
+_HOSTS = frozenset(HOST_FIELDS)
+_USERS = frozenset(USER_FIELDS)
+
+
+def entity_key(alert: AlertSummary) -> str:
+    """The key automatic grouping matches on (see the module docstring)."""
+    fields = alert.entity_fields
+    for name in ("host", *HOST_FIELDS):
+        if name in fields:
+            return f"host:{fields[name].lower()}"[:KEY_MAX]
+    for name in ("user", *USER_FIELDS):
+        if name in fields:
+            return f"user:{fields[name].lower()}"[:KEY_MAX]
+    if fields:
+        return f"entity:{alert.entity.lower()}"[:KEY_MAX]
+    return f"rule:{alert.rule_id}"[:KEY_MAX]
+
+
+@dataclass(slots=True)
+class _Touched:
+    incident: Incident
+    opened: bool = False
+    added: list[str] = field(default_factory=list)
+
+
+def new_incident(
+    *,
+    tenant_id: str,
+    title: str,
+    severity: Severity,
+    entity: str,
+    entity_key: str | None,
+    correlation_id: str | None,
+    actor: str,
+    now: datetime,
+    last_alert_at: datetime,
+    sla: SlaSettings,
+    description: str | None = None,
+    owner: str | None = None,
+) -> Incident:
+    ack_due, resolve_due = due_times(now, severity, sla)
+    return Incident(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        title=title[:TITLE_MAX],
+        description=description,
+        severity=severity.value,
+        severity_rank=severity.rank,
+        status=IncidentStatus.OPEN.value,
+        owner=owner,
+        entity=entity,
+        entity_key=entity_key,
+        correlation_id=correlation_id,
+        alert_count=0,
+        opened_by=actor,
+        opened_at=now,
+        updated_at=now,
+        last_alert_at=last_alert_at,
+        acknowledged_at=None,
+        resolved_at=None,
+        closed_at=None,
+        ack_due_at=ack_due,
+        resolve_due_at=resolve_due,
+        ack_breached=False,
+        resolve_breached=False,
+        root_cause=None,
+        lessons_learned=None,
+        follow_ups=[],
+    )
+
+
+def opened_item(incident: Incident, *, actor: str) -> TimelineItem:
+    return TimelineItem(
+        incident_id=incident.id,
+        tenant_id=incident.tenant_id,
+        kind=TimelineKind.OPENED,
+        actor=actor,
+        summary=f"incident opened ({incident.severity})",
+        at=incident.opened_at,
+        data={"severity": incident.severity, "entity": incident.entity},
+    )
+
+
+def attach_alerts(
+    session: Session,
+    incident: Incident,
+    alerts: Sequence[AlertSummary],
+    *,
+    actor: str,
+    now: datetime,
+    sla: SlaSettings,
+) -> list[TimelineItem]:
+    """Link ``alerts`` to ``incident`` (they must belong to no incident) and update its
+    counters and severity; returns the timeline items to record."""
+    if not alerts:
+        return []
+    session.flush()
+    session.connection().execute(
+        insert(table_of(IncidentAlert)),
+        [
+            {
+                "tenant_id": incident.tenant_id,
+                "incident_id": incident.id,
+                "alert_id": a.id,
+                "added_at": now,
+                "added_by": actor,
+            }
+            for a in alerts
+        ],
+    )
+    items = [
+        TimelineItem(
+            incident_id=incident.id,
+            tenant_id=incident.tenant_id,
+            kind=TimelineKind.ALERT_ADDED,
+            actor=actor,
+            summary=f"alert added: {a.title}" + (f" ({a.entity})" if a.entity else ""),
+            at=now,
+            data={"alert_id": a.id, "severity": a.severity.value, "rule_id": a.rule_id},
+        )
+        for a in alerts
+    ]
+    incident.alert_count += len(alerts)
+    incident.last_alert_at = max(incident.last_alert_at, *(a.last_seen for a in alerts))
+    incident.updated_at = now
+    top = max((a.severity for a in alerts), key=lambda s: s.rank)
+    if top.rank > incident.severity_rank:
+        items.append(severity_item(incident, top, actor=actor, now=now))
+        set_severity(incident, top, sla)
+    return items
+
+
+def set_severity(incident: Incident, severity: Severity, sla: SlaSettings) -> None:
+    incident.severity = severity.value
+    incident.severity_rank = severity.rank
+    retarget(incident, sla)
+
+
+def severity_item(
+    incident: Incident, severity: Severity, *, actor: str, now: datetime
+) -> TimelineItem:
+    return TimelineItem(
+        incident_id=incident.id,
+        tenant_id=incident.tenant_id,
+        kind=TimelineKind.SEVERITY,
+        actor=actor,
+        summary=f"severity {incident.severity} → {severity.value}",
+        at=now,
+        data={"from": incident.severity, "to": severity.value},
+    )
+
+
+def _candidates(
+    session: Session, alerts: Sequence[AlertSummary], *, earliest: datetime
+) -> list[Incident]:
+    tenants = sorted({a.tenant_id for a in alerts})
+    keys = sorted({entity_key(a) for a in alerts})
+    correlations = sorted({a.correlation_id for a in alerts if a.correlation_id})
+    match: ColumnElement[bool] = Incident.entity_key.in_(keys)
+    if correlations:
+        match = or_(match, Incident.correlation_id.in_(correlations))
+    return list(
+        session.scalars(
+            select(Incident).where(
+                Incident.tenant_id.in_(tenants),
+                Incident.status.in_([s.value for s in ACTIVE_STATUSES]),
+                Incident.last_alert_at >= earliest,
+                match,
+            )
+        ).all()
+    )
+
+
+def _touch_incidents(session: Session, touched: Mapping[str, datetime]) -> None:
+    """Folded detections moved these alerts' ``last_seen``: move their incidents along."""
+    ids = sorted(touched)
+    latest: dict[str, datetime] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        rows = session.execute(
+            select(IncidentAlert.incident_id, IncidentAlert.alert_id).where(
+                IncidentAlert.alert_id.in_(part)
+            )
+        ).all()
+        for incident_id, alert_id in rows:
+            seen = touched[alert_id]
+            if incident_id not in latest or seen > latest[incident_id]:
+                latest[incident_id] = seen
+    if not latest:
+        return
+    for incident in session.scalars(
+        select(Incident).where(
+            Incident.id.in_(sorted(latest)),
+            Incident.status.in_([s.value for s in ACTIVE_STATUSES]),
+        )
+    ):
+        if latest[incident.id] > incident.last_alert_at:
+            incident.last_alert_at = latest[incident.id]
+
+
+def group_alerts(
+    session: Session,
+    *,
+    new: Sequence[AlertSummary],
+    touched: Mapping[str, datetime],
+    now: datetime,
+    settings: IncidentsSettings,
+) -> list[Incident]:
+    """Apply the grouping policy to the alerts a batch raised; returns the incidents opened."""
+    if touched:
+        _touch_incidents(session, touched)
+    if not new:
+        return []
+    window = timedelta(seconds=settings.grouping_window_s)
+    earliest = min(a.last_seen for a in new) - window
+    by_correlation: dict[tuple[str, str], Incident] = {}
+    by_key: dict[tuple[str, str], Incident] = {}
+
+    def remember(incident: Incident) -> None:
+        for index, value in (
+            (by_correlation, incident.correlation_id),
+            (by_key, incident.entity_key),
+        ):
+            if value is None:
+                continue
+            key = (incident.tenant_id, value)
+            known = index.get(key)
+            if known is None or incident.last_alert_at >= known.last_alert_at:
+                index[key] = incident
+
+    for candidate in _candidates(session, new, earliest=earliest):
+        remember(candidate)
+
+    touched_incidents: dict[str, _Touched] = {}
+    pending: dict[str, list[AlertSummary]] = {}
+    threshold = settings.open_min_severity.rank
+    for alert in sorted(new, key=lambda a: a.last_seen):
+        key = entity_key(alert)
+        incident: Incident | None = None
+        if alert.correlation_id:
+            incident = by_correlation.get((alert.tenant_id, alert.correlation_id))
+        if incident is None or incident.last_alert_at < alert.last_seen - window:
+            incident = by_key.get((alert.tenant_id, key))
+        if incident is not None and incident.last_alert_at < alert.last_seen - window:
+            incident = None
+        if incident is None:
+            if alert.severity.rank < threshold:
+                continue
+            incident = new_incident(
+                tenant_id=alert.tenant_id,
+                title=f"{alert.title} on {alert.entity}" if alert.entity else alert.title,
+                severity=alert.severity,
+                entity=alert.entity,
+                entity_key=key,
+                correlation_id=alert.correlation_id,
+                actor=SYSTEM_ACTOR,
+                now=now,
+                last_alert_at=alert.last_seen,
+                sla=settings.sla,
+            )
+            session.add(incident)
+            touched_incidents[incident.id] = _Touched(incident, opened=True)
+        else:
+            incident.last_alert_at = max(incident.last_alert_at, alert.last_seen)
+            touched_incidents.setdefault(incident.id, _Touched(incident))
+        remember(incident)
+        pending.setdefault(incident.id, []).append(alert)
+        touched_incidents[incident.id].added.append(alert.id)
+
+    items: list[TimelineItem] = []
+    for entry in touched_incidents.values():
+        if entry.opened:
+            items.append(opened_item(entry.incident, actor=SYSTEM_ACTOR))
+        items.extend(
+            attach_alerts(
+                session,
+                entry.incident,
+                pending[entry.incident.id],
+                actor=SYSTEM_ACTOR,
+                now=now,
+                sla=settings.sla,
+            )
+        )
+    record(session, items)
+    _announce(session, list(touched_incidents.values()))
+    return [t.incident for t in touched_incidents.values() if t.opened]
+
+
+def _announce(session: Session, touched: list[_Touched]) -> None:
+    """Outbox events, ledger entries (for opened incidents) and metrics of a grouping pass."""
+    by_tenant: dict[str, list[SecurityEvent]] = {}
+    ledger: list[AuditEntryCreate] = []
+    for entry in touched:
+        incident = entry.incident
+        if entry.opened:
+            event = events.incident_opened(incident, alert_ids=entry.added, actor=SYSTEM_ACTOR)
+            ledger.append(
+                AuditEntryCreate(
+                    tenant=incident.tenant_id,
+                    actor=SYSTEM_ACTOR,
+                    action="incident.open",
+                    target=f"incident:{incident.id}",
+                    request_id=REQUEST_ID.get(),
+                    change={"severity": incident.severity, "alert_ids": entry.added},
+                    time=incident.opened_at,
+                )
+            )
+        else:
+            event = events.incident_updated(
+                incident, actor=SYSTEM_ACTOR, change={"alerts_added": entry.added}
+            )
+        by_tenant.setdefault(incident.tenant_id, []).append(event)
+    for tenant_id, batch in by_tenant.items():
+        emit_many(session, tenant_id=tenant_id, events=batch)
+    if ledger:
+        append_many(session, entries=ledger)
+    opened = [t.incident.severity for t in touched if t.opened]
+
+    def count() -> None:
+        for severity in opened:
+            INCIDENTS_OPENED.labels(severity).inc()
+
+    if opened:
+        after_commit(session, count)
