@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import BaseModel
 
 from tests.deploy import policy
 from tests.deploy.conftest import find
@@ -144,13 +146,17 @@ def environment(objects: list[Manifest], container: dict[str, Any]) -> dict[str,
 
 
 def test_every_vigil_variable_is_a_setting(view: list[Manifest]) -> None:
-    """Settings ignore unknown VIGIL_* variables, so a misspelt one would do nothing."""
-    fields = set(Settings.model_fields)
+    """Settings ignore unknown VIGIL_* variables, so a misspelt one would silently do nothing."""
     for where, container in vigil_containers(view):
         for name in environment(view, container):
-            if name.startswith("VIGIL_"):
-                field = name.removeprefix("VIGIL_").lower().split("__")[0]
-                assert field in fields, f"{where}: {name} is not a Vigil setting"
+            if not name.startswith("VIGIL_"):
+                continue
+            field, _, nested = name.removeprefix("VIGIL_").lower().partition("__")
+            assert field in Settings.model_fields, f"{where}: {name} is not a Vigil setting"
+            if nested:
+                model = Settings.model_fields[field].annotation
+                assert isinstance(model, type) and issubclass(model, BaseModel), name
+                assert nested in model.model_fields, f"{where}: {name} is not a Vigil setting"
 
 
 def test_settings_load_from_the_manifest_environment(
@@ -167,11 +173,16 @@ def test_settings_load_from_the_manifest_environment(
         assert settings.database_url and settings.database_url.startswith("postgresql+psycopg://")
         mounts = {m["mountPath"] for m in container.get("volumeMounts") or []}
         assert str(settings.home) in mounts, f"{where}: VIGIL_HOME is not a writable volume"
-        if container["args"][0] in ("serve", "worker"):
+        role = container["args"][0]
+        if role in ("serve", "worker"):
             assert settings.queue_url and settings.queue_url.startswith("redis")
             assert settings.audit_signing_key
             assert settings.rules_dirs == [Path("/etc/vigil/rules")]
             assert "/etc/vigil/rules" in mounts, where
+            # Secrets every replica must share instead of inventing one in its own VIGIL_HOME.
+            assert len(settings.notify.secret_keys) == 1, where
+        if role == "serve":
+            assert settings.identity.jwt_secret and settings.identity.secret, where
 
 
 def test_rules_dirs_is_a_json_list(production: list[Manifest]) -> None:
@@ -185,4 +196,5 @@ def test_dev_signing_key_parses_and_is_marked_public(dev: list[Manifest]) -> Non
     secret = find(dev, "Secret", "vigil-secrets")
     key = parse_configured_key(secret["stringData"]["audit-signing-key"])
     assert key.name == "dev.vigil.local/audit"
+    Fernet(json.loads(secret["stringData"]["notify-secret-keys"])[0])
     assert secret["metadata"]["annotations"]["vigil/not-for-production"] == "true"
