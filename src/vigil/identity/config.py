@@ -16,6 +16,12 @@ class IdentitySettings(BaseModel):
         description="HS256 secret for access tokens; default: a per-install secret created "
         "under home/keys/jwt.secret (mode 0600).",
     )
+    secret: str | None = Field(
+        default=None,
+        min_length=32,
+        description="Secret from which the TOTP seal key and the recovery-code pepper are "
+        "derived; default: home/keys/identity.secret. Replicas must share it (and jwt_secret).",
+    )
     jwt_audience: str = Field(default="vigil-api", description="`aud` of access tokens.")
     jwt_issuer: str = Field(default="vigil", description="`iss` of access tokens.")
     access_token_ttl_s: int = Field(default=900, gt=0, le=3600)

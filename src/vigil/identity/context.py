@@ -1,14 +1,17 @@
-"""What the identity domain shares on the runtime (``runtime.extras["identity"]``): the key cache,
-the revocation bus and the authenticator, so views can publish invalidations and middleware can
-authenticate once per request."""
+"""What the identity domain shares on the runtime (``runtime.extras["identity"]``): caches, the
+revocation bus, token signer, MFA keys, authenticator and policy decision point, so views can
+publish invalidations and middleware can authenticate once per request."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vigil.identity.authn import IdentityAuthenticator, Invalidation, KeyCache, RevocationBus
 from vigil.identity.config import IdentitySettings
+from vigil.identity.decision import PolicyDecisionPoint
+from vigil.identity.mfa import MfaKeys
+from vigil.identity.tokens import TokenAuthenticator, TokenSigner
 
 if TYPE_CHECKING:
     from vigil.runtime import Runtime
@@ -22,8 +25,10 @@ class IdentityServices:
     cache: KeyCache
     bus: RevocationBus
     authenticator: IdentityAuthenticator
-    #: Other parts that want to hear about invalidations (policy cache, session cache...).
-    extras: dict[str, Any] = field(default_factory=dict)
+    tokens: TokenAuthenticator
+    signer: TokenSigner
+    mfa_keys: MfaKeys
+    pdp: PolicyDecisionPoint
 
     def invalidate(self, invalidation: Invalidation) -> None:
         """Call after the transaction that revoked or changed something has committed."""

@@ -10,19 +10,50 @@ from typing import TYPE_CHECKING
 
 from vigil.identity.authn import IdentityAuthenticator, KeyCache, LocalRevocationBus
 from vigil.identity.context import IDENTITY_KEY, IdentityServices
+from vigil.identity.credentials import install_secret
+from vigil.identity.decision import PolicyDecisionPoint
+from vigil.identity.mfa import MfaKeys
+from vigil.identity.tokens import TokenAuthenticator, TokenSigner
 
 if TYPE_CHECKING:
     from vigil.runtime import Runtime
 
 
-def install(runtime: Runtime, *, role: str) -> None:
-    """``role``: "all" (embedded), "api" (no workers) or "worker" (no HTTP)."""
+def build_services(runtime: Runtime) -> IdentityServices:
     settings = runtime.settings.identity
+    home = runtime.settings.home
+    signer = TokenSigner(
+        secret=install_secret(home, "jwt", settings.jwt_secret),
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        ttl_s=settings.access_token_ttl_s,
+    )
+    tokens = TokenAuthenticator(signer=signer, sessions=runtime.sessions)
     cache = KeyCache(settings.key_cache_ttl_s)
+    pdp = PolicyDecisionPoint(
+        sessions=runtime.sessions,
+        cache_ttl_s=settings.decision_cache_ttl_s,
+        cache_size=settings.decision_cache_size,
+    )
     bus = LocalRevocationBus()
     bus.subscribe(cache.invalidate)
-    authenticator = IdentityAuthenticator(sessions=runtime.sessions, cache=cache)
-    runtime.extras[IDENTITY_KEY] = IdentityServices(
-        settings=settings, cache=cache, bus=bus, authenticator=authenticator
+    bus.subscribe(tokens.invalidate)
+    bus.subscribe(pdp.invalidate)
+    return IdentityServices(
+        settings=settings,
+        cache=cache,
+        bus=bus,
+        authenticator=IdentityAuthenticator(sessions=runtime.sessions, cache=cache, tokens=tokens),
+        tokens=tokens,
+        signer=signer,
+        mfa_keys=MfaKeys.from_install_secret(install_secret(home, "identity", settings.secret)),
+        pdp=pdp,
     )
-    runtime.authenticator = authenticator
+
+
+def install(runtime: Runtime, *, role: str) -> None:
+    """``role``: "all" (embedded), "api" (no workers) or "worker" (no HTTP)."""
+    services = build_services(runtime)
+    runtime.extras[IDENTITY_KEY] = services
+    runtime.authenticator = services.authenticator
+    runtime.authorizer = services.pdp
