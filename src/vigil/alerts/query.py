@@ -1,0 +1,120 @@
+"""Reading alerts: the filtered, sorted, cursor-paged list and one alert with its history.
+
+Time range: ``since``/``until`` select the alerts whose activity overlaps the range
+(``last_seen >= since`` and ``first_seen <= until``), so a long-running alert shows up in every
+window it was active in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from vigil.alerts.lifecycle import get_alert
+from vigil.alerts.models import Alert, AlertComment, AlertDetection, AlertTransition
+from vigil.alerts.paging import Keyset, page
+from vigil.alerts.schemas import (
+    AlertDetail,
+    AlertQuery,
+    AlertRead,
+    AlertSort,
+    CommentRead,
+    DetectionLinkRead,
+    TransitionRead,
+)
+
+DETECTIONS_SHOWN = 50
+EVENT_IDS_SHOWN = 200
+
+_SORTS: dict[AlertSort, tuple[InstrumentedAttribute[Any], type]] = {
+    AlertSort.LAST_SEEN: (Alert.last_seen, datetime),
+    AlertSort.FIRST_SEEN: (Alert.first_seen, datetime),
+    AlertSort.SEVERITY: (Alert.severity_rank, int),
+    AlertSort.COUNT: (Alert.count, int),
+}
+
+
+def contains(column: InstrumentedAttribute[str], text: str) -> ColumnElement[bool]:
+    """Case-insensitive substring match; ``%`` and ``_`` in ``text`` are literal."""
+    return func.lower(column).contains(text.lower(), autoescape=True)
+
+
+def list_alerts(session: Session, *, query: AlertQuery) -> tuple[Sequence[Alert], str | None]:
+    stmt = select(Alert)
+    if query.status:
+        stmt = stmt.where(Alert.status.in_([s.value for s in query.status]))
+    if query.severity:
+        stmt = stmt.where(Alert.severity.in_([s.value for s in query.severity]))
+    if query.min_severity is not None:
+        stmt = stmt.where(Alert.severity_rank >= query.min_severity.rank)
+    if query.rule_id:
+        stmt = stmt.where(Alert.rule_id == query.rule_id)
+    if query.entity:
+        stmt = stmt.where(contains(Alert.entity, query.entity))
+    if query.assignee:
+        stmt = stmt.where(Alert.assignee == query.assignee)
+    if query.since is not None:
+        stmt = stmt.where(Alert.last_seen >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(Alert.first_seen <= query.until)
+    if query.q:
+        stmt = stmt.where(
+            or_(
+                contains(Alert.title, query.q),
+                contains(Alert.entity, query.q),
+                contains(Alert.rule_id, query.q),
+            )
+        )
+    column, value_type = _SORTS[query.sort]
+    keyset = Keyset(
+        name=query.sort.value,
+        column=column,
+        id_column=Alert.id,
+        order=query.order,
+        value_type=value_type,
+    )
+    return page(session, stmt, keyset=keyset, limit=query.limit, cursor=query.cursor)
+
+
+def incident_of(session: Session, *, alert_id: str) -> str | None:
+    from vigil.incidents.models import IncidentAlert  # incidents build on alerts, not back
+
+    return session.scalars(
+        select(IncidentAlert.incident_id).where(IncidentAlert.alert_id == alert_id)
+    ).first()
+
+
+def alert_detail(session: Session, *, alert_id: str) -> AlertDetail:
+    alert = get_alert(session, alert_id=alert_id)
+    transitions = session.scalars(
+        select(AlertTransition)
+        .where(AlertTransition.alert_id == alert.id)
+        .order_by(AlertTransition.id)
+    ).all()
+    comments = session.scalars(
+        select(AlertComment).where(AlertComment.alert_id == alert.id).order_by(AlertComment.id)
+    ).all()
+    detections = session.scalars(
+        select(AlertDetection)
+        .where(AlertDetection.alert_id == alert.id)
+        .order_by(AlertDetection.id.desc())
+        .limit(DETECTIONS_SHOWN)
+    ).all()
+    event_ids: dict[str, None] = {}
+    for link in detections:
+        for event_id in link.event_ids:
+            event_ids.setdefault(event_id)
+    base = AlertRead.model_validate(alert).model_dump()
+    return AlertDetail(
+        **base,
+        context=alert.context,
+        incident_id=incident_of(session, alert_id=alert.id),
+        event_ids=list(event_ids)[:EVENT_IDS_SHOWN],
+        detections=[DetectionLinkRead.model_validate(d) for d in detections],
+        transitions=[TransitionRead.model_validate(t) for t in transitions],
+        comments=[CommentRead.model_validate(c) for c in comments],
+    )
