@@ -227,10 +227,8 @@ def test_disruption_budgets_catch_a_typo_and_a_single_replica(dev: list[Manifest
         ("Service", "vigil-api", ("spec", "selector"), "Service/vigil-api: spec.selector"),
         ("PodDisruptionBudget", "vigil-api", ("spec", "selector", "matchLabels"),
          "PodDisruptionBudget/vigil-api: spec.selector"),
-        ("NetworkPolicy", "vigil-api-egress", ("spec", "podSelector", "matchLabels"),
-         "NetworkPolicy/vigil-api-egress: spec.podSelector"),
-        ("NetworkPolicy", "vigil-worker-egress", ("spec", "podSelector", "matchLabels"),
-         "NetworkPolicy/vigil-worker-egress: spec.podSelector"),
+        ("NetworkPolicy", "vigil-api-ingress", ("spec", "podSelector", "matchLabels"),
+         "NetworkPolicy/vigil-api-ingress: spec.podSelector"),
     ],
 )  # fmt: skip
 def test_selectors_catch_a_label_typo(
@@ -243,6 +241,16 @@ def test_selectors_catch_a_label_typo(
         target["app.kubernetes.io/component"] = "apl"
 
     assert_catches(policy.check_selectors, production, typo, message)
+
+
+def test_selectors_catch_a_typo_in_match_expressions(production: list[Manifest]) -> None:
+    def typo(objs: list[Manifest]) -> None:
+        selector = find(objs, "NetworkPolicy", "vigil-allow-notifications")["spec"]["podSelector"]
+        selector["matchExpressions"][0]["values"] = ["apl", "wroker"]
+
+    assert_catches(
+        policy.check_selectors, production, typo, "vigil-allow-notifications: spec.podSelector"
+    )
 
 
 def test_selectors_catch_a_peer_typo_and_a_workload_selector_mismatch(dev: list[Manifest]) -> None:

@@ -56,7 +56,7 @@ def container_ports(objects: list[Manifest], kind: str, name: str) -> set[Port]:
 @pytest.mark.parametrize(
     ("kind", "name", "egress"),
     [
-        ("Deployment", "vigil-api", DNS | DATABASE_AND_QUEUE),
+        ("Deployment", "vigil-api", DNS | DATABASE_AND_QUEUE | NOTIFICATIONS),
         ("Deployment", "vigil-worker", DNS | DATABASE_AND_QUEUE | NOTIFICATIONS),
         ("Job", "vigil-db-upgrade", DNS | {("TCP", 5432)}),
     ],
@@ -93,7 +93,7 @@ def test_api_clients_are_the_ingress_controller_and_opted_in_namespaces(
 
 
 def test_webhook_egress_excludes_instance_metadata(production: list[Manifest]) -> None:
-    rules = find(production, "NetworkPolicy", "vigil-worker-egress")["spec"]["egress"]
+    rules = find(production, "NetworkPolicy", "vigil-allow-notifications")["spec"]["egress"]
     blocks = [peer["ipBlock"] for rule in rules for peer in rule.get("to") or []]
     assert {b["cidr"] for b in blocks} == {"0.0.0.0/0", "::/0"}
     excluded = {cidr for b in blocks for cidr in b.get("except", [])}
