@@ -89,7 +89,7 @@ def test_every_route_is_declared() -> None:
     assert not message, "\n\n".join(message)
 
 
-# --- the live matrix ---------------------------------------------------------------------------------
+# --- the live matrix ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,16 @@ def two_tenants(factory: sessionmaker[Session]) -> tuple[Tenant, Tenant]:
 
 def scoped(factory: sessionmaker[Session], tenant: Tenant) -> Session:
     return tenant_session(factory, tenant.id)
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests hash with light argon2id parameters (same algorithm and code path); the
+    server tests keep the production parameters."""
+    from argon2 import PasswordHasher
+
+    from vigil.identity import credentials
+
+    light = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+    monkeypatch.setattr(credentials, "_HASHER", light)
+    monkeypatch.setattr(credentials, "_DUMMY_HASH", light.hash("dummy"))
