@@ -23,6 +23,11 @@ TIERS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 # Which tier each Vigil component belongs to (docs/operations.md, "Resource tiers").
 COMPONENT_TIERS = {"worker": "critical", "api": "standard", "migrate": "standard"}
 
+# Volume types the "restricted" Pod Security Standard allows.
+RESTRICTED_VOLUME_TYPES = frozenset(
+    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+     "projected", "secret"}
+)  # fmt: skip
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"})
 CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"})
 
@@ -349,6 +354,10 @@ def check_pod_security(objects: list[Manifest]) -> list[str]:
         if spec.get("automountServiceAccountToken") is not False:
             problems.append(f"{pod.name}: mounts a service-account token it does not need")
         empty_dirs = {v["name"] for v in spec.get("volumes") or [] if "emptyDir" in v}
+        for volume in spec.get("volumes") or []:
+            kinds = set(volume) - {"name"}
+            if not kinds <= RESTRICTED_VOLUME_TYPES:
+                problems.append(f"{pod.name}: volume {volume['name']} is {sorted(kinds)}")
         for container in pod.containers():
             sc = container.get("securityContext") or {}
             where = f"{pod.name}/{container['name']}"
@@ -386,6 +395,9 @@ def check_images(objects: list[Manifest], vigil_version: str) -> list[str]:
     manifests belong to."""
     problems = []
     for pod in pod_templates(objects):
+        label = pod.labels.get("app.kubernetes.io/version")
+        if pod.labels.get("app.kubernetes.io/name") == "vigil" and label != vigil_version:
+            problems.append(f"{pod.name}: version label {label!r} is not {vigil_version}")
         for container in pod.containers():
             image = container["image"]
             where = f"{pod.name}/{container['name']}"

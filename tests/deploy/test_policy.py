@@ -330,6 +330,12 @@ def test_pod_security_catches_pod_level_weakening(production: list[Manifest]) ->
 
     assert_catches(policy.check_pod_security, production, unconfined, "seccompProfile")
 
+    def host_path(objs: list[Manifest]) -> None:
+        spec = find(objs, "Deployment", "vigil-worker")["spec"]["template"]["spec"]
+        spec["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}})
+
+    assert_catches(policy.check_pod_security, production, host_path, "is ['hostPath']")
+
     def no_tmp(objs: list[Manifest]) -> None:
         mounts = container(objs, "Deployment", "vigil-worker")["volumeMounts"]
         mounts[:] = [m for m in mounts if m["mountPath"] != "/tmp"]
@@ -353,6 +359,16 @@ def test_images_must_be_pinned_to_the_release(
 
     assert_catches(
         lambda objs: policy.check_images(objs, vigil_version), production, repin, message
+    )
+
+
+def test_version_label_follows_the_release(production: list[Manifest], vigil_version: str) -> None:
+    def stale(objs: list[Manifest]) -> None:
+        labels = find(objs, "Job", "vigil-db-upgrade")["spec"]["template"]["metadata"]["labels"]
+        labels["app.kubernetes.io/version"] = "0.0.9"
+
+    assert_catches(
+        lambda objs: policy.check_images(objs, vigil_version), production, stale, "version label"
     )
 
 

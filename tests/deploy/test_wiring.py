@@ -5,6 +5,7 @@ they set is what Vigil's Settings read."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from cryptography.fernet import Fernet
 from pydantic import BaseModel
 
 from tests.deploy import policy
-from tests.deploy.conftest import find
+from tests.deploy.conftest import DEPLOY, find
 from tests.deploy.kustomize import Manifest
 from vigil.config import Settings
 
@@ -198,3 +199,32 @@ def test_dev_signing_key_parses_and_is_marked_public(dev: list[Manifest]) -> Non
     assert key.name == "dev.vigil.local/audit"
     Fernet(json.loads(secret["stringData"]["notify-secret-keys"])[0])
     assert secret["metadata"]["annotations"]["vigil/not-for-production"] == "true"
+
+
+def dockerfile_instructions() -> dict[str, list[str]]:
+    """Last-stage instructions of deploy/docker/Dockerfile, by keyword (continuations joined)."""
+    text = (DEPLOY / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    text = text.replace("\\\n", " ")
+    stages = re.split(r"(?m)^FROM ", text)
+    found: dict[str, list[str]] = {}
+    for line in stages[-1].splitlines()[1:]:
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            found.setdefault(keyword.upper(), []).append(rest.strip())
+    return found
+
+
+def test_image_matches_what_the_manifests_expect(view: list[Manifest]) -> None:
+    docker = dockerfile_instructions()
+    assert json.loads(docker["ENTRYPOINT"][-1]) == ["vigil"]
+    user, _, group = docker["USER"][-1].partition(":")
+    exposed = {int(p) for line in docker["EXPOSE"] for p in line.split()}
+    for pod in policy.pod_templates(view):
+        if pod.labels.get("app.kubernetes.io/name") != "vigil":
+            continue
+        context = pod.spec["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == (int(user), int(group))
+        for container in pod.containers():
+            assert container["command"] == ["vigil"]
+            assert {p["containerPort"] for p in container.get("ports") or []} <= exposed
+    assert "VIGIL_HOME=/var/lib/vigil" in " ".join(docker["ENV"])
