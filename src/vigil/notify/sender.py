@@ -431,6 +431,7 @@ class DeliveryEngine:
         )
         session.commit()
         self.process(claim)
+        session.expire_all()  # the delivery row was changed by the recording transaction
         return get_delivery(session, delivery_id=claim.delivery_id)
 
     def refresh_dead_gauge(self, *, force: bool = False) -> None:
