@@ -139,6 +139,7 @@ def evaluate_breaches(session: Session, *, now: datetime, limit: int) -> int:
         .order_by(Incident.opened_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)  # decide on the rows as stored now
     ).all()
     for incident in rows:
         flag_breaches(session, incident, now=now)
