@@ -3,12 +3,14 @@ exactly once in effect (no loss, no second detection)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.ingest.conftest import EXAMPLE_RULES
 from tests.pipeline.conftest import ENCODED_PS_RULE, sysmon_process
@@ -33,13 +35,26 @@ def _db(home: Path) -> sqlite3.Connection:
     return sqlite3.connect(home / "vigil.db", timeout=30)
 
 
-def test_sigkill_after_2xx_loses_nothing_and_detects_once(tmp_path: Path) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_sigkill_after_2xx_loses_nothing_and_detects_once(tmp_path: Path, mode: str) -> None:
     home = tmp_path / "home"
     creds = bootstrap(home)
-    server = VigilServer(home, args=["--rules", str(EXAMPLE_RULES)]).start()
+    env = {"VIGIL_PIPELINE__WORKER_MODE": mode}
+    server = VigilServer(home, args=["--rules", str(EXAMPLE_RULES)], env=env).start()
     accepted_ids: list[str] = []
+    child_pid = None
     try:
         with server.client(creds.admin_key) as http:
+            if mode == "process":
+                child_pid = http.get("/health/deep").json()["checks"]["workers"]["detection"]["pid"]
             for _ in range(BATCHES):
                 body, ids = _ndjson(PER_BATCH)
                 r = http.post(
@@ -51,6 +66,11 @@ def test_sigkill_after_2xx_loses_nothing_and_detects_once(tmp_path: Path) -> Non
         server.kill()  # right after the last 2xx: no shutdown code runs
     finally:
         server.kill()
+    if child_pid is not None:  # the detection process died with the server
+        deadline = time.monotonic() + 10
+        while _alive(child_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child_pid)
     with _db(home) as conn:
         queued = conn.execute("SELECT count(*) FROM event_queue").fetchone()[0]
         processed_before = conn.execute(
@@ -58,7 +78,7 @@ def test_sigkill_after_2xx_loses_nothing_and_detects_once(tmp_path: Path) -> Non
         ).fetchone()
     assert queued == len(accepted_ids)  # durable: every 2xx'd record survived the kill
 
-    restarted = VigilServer(home, args=["--rules", str(EXAMPLE_RULES)], port=0).start()
+    restarted = VigilServer(home, args=["--rules", str(EXAMPLE_RULES)], env=env).start()
     try:
         with restarted.client(creds.admin_key) as http:
             deadline = time.monotonic() + 120

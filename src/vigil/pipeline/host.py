@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from vigil.bus.queue import queue_of
 from vigil.pipeline.detector import Detector
+from vigil.pipeline.process import DetectionProcess
 from vigil.pipeline.rules import RuleRegistry
 from vigil.pipeline.worker import (
     DetectionPipeline,
@@ -48,5 +49,13 @@ def detection_thread(runtime: Runtime, registry: RuleRegistry) -> DetectionThrea
     return worker
 
 
+def detection_process(runtime: Runtime) -> DetectionProcess:
+    process = DetectionProcess(runtime.settings)
+    queue_of(runtime).add_listener(process.wake)
+    return process
+
+
 def detection_worker(runtime: Runtime, registry: RuleRegistry) -> BackgroundWorker:
+    if runtime.settings.pipeline.worker_mode == "process":
+        return detection_process(runtime)
     return detection_thread(runtime, registry)

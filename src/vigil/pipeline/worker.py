@@ -179,6 +179,7 @@ class DetectionThread:
         on_report: Callable[[BatchReport], None] = apply_report,
         housekeeping: Callable[[], None] | None = None,
         housekeeping_interval_s: float = 60.0,
+        wake_event: Any = None,
     ) -> None:
         self.name = name
         self.pipeline = pipeline
@@ -186,7 +187,8 @@ class DetectionThread:
         self._on_report = on_report
         self._housekeeping = housekeeping
         self._housekeeping_interval = housekeeping_interval_s
-        self._wake = threading.Event()
+        # threading.Event, or a multiprocessing.Event when the waker is another process
+        self._wake = wake_event if wake_event is not None else threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.batches = 0

@@ -1,0 +1,229 @@
+"""Ingest and detection through the real service: `vigil serve` driven over loopback HTTP.
+
+Starts `vigil serve` (fresh VIGIL_HOME, SQLite) with the SigmaHQ rules of ../shared/sigma/rules
+if present (else examples/rules), creates an admin key with `vigil admin init`, and drives it
+from this process (a second process) with NDJSON batches of the synthetic Sysmon corpus of
+engine_bench.py. Prints figures; records nothing by itself (copy them into docs/performance.md).
+
+    # events/s accepted: 4 concurrent clients posting 1,000-event batches for 20 s
+    .venv/bin/python benchmarks/ingest_bench.py throughput --clients 4 --batch 1000 --seconds 20
+    # event-to-alert latency at a steady 5,000 events/s (100-event batches every 20 ms)
+    .venv/bin/python benchmarks/ingest_bench.py latency --rate 5000 --batch 100 --seconds 30
+    # either, with the detection worker as a thread of the API process instead of a child
+    ... --worker-mode thread
+
+Latency comes from the server's own histogram (vigil_event_to_alert_seconds: ingest accepted
+the event → the transaction holding its detection and alert committed), read from /metrics
+before and after the run; percentiles are interpolated inside histogram buckets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+from engine_bench import synthetic_record  # noqa: E402
+
+from tests.support.server import VigilServer, run_vigil  # noqa: E402
+
+SIGMA_RULES = ROOT.parent / "shared" / "sigma" / "rules"
+EXAMPLE_RULES = ROOT / "examples" / "rules"
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+def corpus_batches(batch: int, count: int) -> list[bytes]:
+    rng = random.Random(11)
+    out = []
+    for b in range(count):
+        out.append(b"\n".join(synthetic_record(rng, b * batch + i) for i in range(batch)))
+    return out
+
+
+def metric_values(text: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of one metric family from Prometheus text."""
+    values: dict[str, float] = {}
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$")
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if m:
+            values[m.group(1) or ""] = float(m.group(2))
+    return values
+
+
+def histogram(text: str, name: str) -> list[tuple[float, float]]:
+    buckets = metric_values(text, name + "_bucket")
+    out = []
+    for labels, count in buckets.items():
+        le = re.search(r'le="([^"]+)"', labels)
+        if le:
+            out.append((float("inf") if le.group(1) == "+Inf" else float(le.group(1)), count))
+    return sorted(out)
+
+
+def percentile(buckets: list[tuple[float, float]], q: float) -> float:
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return float("nan")
+    target = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= target:
+            if le == float("inf"):
+                return prev_le
+            span = count - prev_count
+            frac = (target - prev_count) / span if span else 1.0
+            return prev_le + (le - prev_le) * frac
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def start_server(home: Path, rules: Path, worker_mode: str) -> tuple[VigilServer, str]:
+    init = run_vigil(
+        ["admin", "init", "--tenant", "bench", "--email", "bench@bench.test", "--json"],
+        home=home,
+    )
+    key = json.loads(init.stdout)["api_key"]
+    env = {"VIGIL_PIPELINE__WORKER_MODE": worker_mode, "VIGIL_LOG_LEVEL": "warning"}
+    server = VigilServer(home, args=["--rules", str(rules)], env=env).start(timeout=180)
+    return server, key
+
+
+def wait_drained(server: VigilServer, key: str, timeout: float = 600) -> float:
+    started = time.perf_counter()
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as http:
+        while time.perf_counter() - started < timeout:
+            queue = http.get("/health/deep", timeout=30).json()["checks"]["queue"]
+            if queue["depth"] == 0:
+                break
+            time.sleep(0.2)
+    return time.perf_counter() - started
+
+
+def throughput(server: VigilServer, key: str, args: argparse.Namespace) -> None:
+    batches = corpus_batches(args.batch, 64)
+    sizes = sum(len(b) for b in batches) / len(batches)
+    accepted = [0] * args.clients
+    requests = [0] * args.clients
+    deadline = time.perf_counter() + args.seconds
+    metrics_before = httpx.get(server.url + "/metrics").text
+
+    def client(n: int) -> None:
+        headers = {**NDJSON, "Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+            i = n
+            while time.perf_counter() < deadline:
+                r = http.post("/v1/events", content=batches[i % len(batches)])
+                if r.status_code != 202:
+                    raise SystemExit(f"HTTP {r.status_code}: {r.text[:300]}")
+                accepted[n] += r.json()["accepted"]
+                requests[n] += 1
+                i += args.clients
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    metrics_after = httpx.get(server.url + "/metrics").text
+    processed = metric_values(metrics_after, "vigil_events_processed_total").get("", 0.0) - (
+        metric_values(metrics_before, "vigil_events_processed_total").get("", 0.0)
+    )
+    total = sum(accepted)
+    print(
+        f"accepted {total:,} events in {sum(requests):,} requests of {args.batch} "
+        f"({sizes / 1024:,.0f} KiB each) with {args.clients} clients in {elapsed:.1f} s: "
+        f"{total / elapsed:,.0f} events/s accepted"
+    )
+    print(f"detection meanwhile: {processed:,.0f} events processed ({processed / elapsed:,.0f}/s)")
+    drain = wait_drained(server, key)
+    print(f"queue drained {drain:.1f} s after the last request")
+
+
+def latency(server: VigilServer, key: str, args: argparse.Namespace) -> None:
+    batches = corpus_batches(args.batch, 256)
+    interval = args.batch / args.rate
+    before = histogram(httpx.get(server.url + "/metrics").text, "vigil_event_to_alert_seconds")
+    sent = 0
+    late = 0
+    headers = {**NDJSON, "Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        started = time.perf_counter()
+        next_at = started
+        i = 0
+        while time.perf_counter() - started < args.seconds:
+            r = http.post("/v1/events", content=batches[i % len(batches)])
+            if r.status_code != 202:
+                raise SystemExit(f"HTTP {r.status_code}: {r.text[:300]}")
+            sent += args.batch
+            i += 1
+            next_at += interval
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                late += 1
+        elapsed = time.perf_counter() - started
+    wait_drained(server, key)
+    time.sleep(0.5)
+    after = histogram(httpx.get(server.url + "/metrics").text, "vigil_event_to_alert_seconds")
+    diff = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
+    total = diff[-1][1] if diff else 0
+    under = {le: c / total for le, c in diff if le in (0.1, 0.25, 0.5, 1.0)} if total else {}
+    print(
+        f"sent {sent:,} events in {elapsed:.1f} s = {sent / elapsed:,.0f} events/s "
+        f"({args.batch}-event batches; {late} sends fell behind schedule)"
+    )
+    print(
+        f"event-to-alert over {total:,.0f} detections: p50 {percentile(diff, 0.5) * 1000:,.0f} ms"
+        f", p95 {percentile(diff, 0.95) * 1000:,.0f} ms, p99 {percentile(diff, 0.99) * 1000:,.0f}"
+        f" ms; share within 100/250/500/1000 ms: "
+        + ", ".join(f"{under.get(le, 0):.1%}" for le in (0.1, 0.25, 0.5, 1.0))
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("mode", choices=["throughput", "latency"])
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rate", type=float, default=5000.0)
+    ap.add_argument("--worker-mode", choices=["thread", "process"], default=None)
+    ap.add_argument("--rules", type=Path, default=None)
+    args = ap.parse_args()
+    rules = args.rules or (SIGMA_RULES if SIGMA_RULES.is_dir() else EXAMPLE_RULES)
+    mode = args.worker_mode or os.environ.get("VIGIL_PIPELINE__WORKER_MODE", "process")
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        t0 = time.perf_counter()
+        server, key = start_server(Path(tmp) / "home", rules, mode)
+        print(f"vigil serve ready in {time.perf_counter() - t0:.1f} s: rules {rules}, "
+              f"detection worker mode {mode}, cores {os.cpu_count()}")
+        try:
+            if args.mode == "throughput":
+                throughput(server, key, args)
+            else:
+                latency(server, key, args)
+        finally:
+            server.stop()
+            if server.process is not None and server.process.returncode not in (0, None):
+                print(server.log()[-3000:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The detection worker as a child process of `vigil serve` (``pipeline.worker_mode=process``).
+
+The child is started with the ``spawn`` method (a fresh interpreter: forking a process that
+already runs an event loop and threads is not safe) and builds what it needs itself: a database
+engine on the same settings, its own rule registry (loaded and hot-reloaded from the same
+files) and a :class:`vigil.pipeline.worker.DetectionThread`. It shares only three things with
+the parent:
+
+* a wake event: ingest's queue listener sets it after each publish, so the child starts on new
+  records at once (no polling delay);
+* a stop event, for a clean shutdown;
+* a report queue: after each batch the child sends the metric increments of its registry
+  (:mod:`vigil.pipeline.metrics_relay`) and its status, which the parent applies, so
+  ``/metrics`` and ``/health/deep`` of the serving process cover the pipeline.
+
+The child dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and a parent-pid check), so a
+SIGKILLed server never leaves a detection process behind. If the child dies on its own, the
+parent starts a new one (after a short back-off); the queue offset makes that lossless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import queue as stdlib_queue
+import signal
+import threading
+import time
+from typing import Any
+
+from vigil.config import Settings
+from vigil.pipeline.metrics_relay import DeltaTracker, apply_deltas
+
+log = logging.getLogger("vigil.pipeline")
+
+_PR_SET_PDEATHSIG = 1
+RESTART_BACKOFF_S = 2.0
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def child_main(
+    settings: Settings, wake: Any, stop: Any, reports: Any, parent_pid: int
+) -> None:  # pragma: no cover - runs in the child process (covered by the HTTP tests)
+    _die_with_parent(parent_pid)
+    from vigil.bus.queue import SqlEventQueue
+    from vigil.obs.logging import configure_logging
+    from vigil.pipeline.detector import Detector
+    from vigil.pipeline.rules import RuleRegistry
+    from vigil.pipeline.wiring import rules_reloader
+    from vigil.pipeline.worker import (
+        BatchReport,
+        DetectionPipeline,
+        DetectionThread,
+        alerts_sink,
+        apply_report,
+        queue_housekeeping,
+    )
+    from vigil.store import engine_from_settings, session_factory
+
+    configure_logging(settings.log_level)
+    engine = engine_from_settings(settings)
+    sessions = session_factory(engine)
+    registry = RuleRegistry(
+        settings.rules_dirs,
+        mapping_paths=settings.mapping_files,
+        placeholders=settings.sigma_placeholders,
+    )
+    registry.load()
+    reloader = rules_reloader(registry, settings.pipeline.reload_interval_s)
+    if settings.pipeline.hot_reload:
+        reloader.start()
+    queue = SqlEventQueue(sessions)
+    pipeline = DetectionPipeline(
+        sessions=sessions,
+        queue=queue,
+        detector=Detector(registry),
+        sink=alerts_sink(settings),
+        consumer=settings.pipeline.consumer,
+        batch_size=settings.pipeline.batch_size,
+        overrides_refresh_s=settings.pipeline.overrides_refresh_s,
+    )
+    tracker = DeltaTracker()
+    worker: DetectionThread
+
+    def on_report(report: BatchReport) -> None:
+        apply_report(report)  # into the child's registry; shipped as deltas below
+        reports.put(("deltas", tracker.take(), worker.status()))
+
+    worker = DetectionThread(
+        pipeline,
+        idle_poll_s=settings.pipeline.idle_poll_s,
+        on_report=on_report,
+        housekeeping=queue_housekeeping(
+            queue,
+            consumer=settings.pipeline.consumer,
+            retention_s=settings.pipeline.processed_retention_s,
+            idempotency_window_s=settings.ingest.idempotency_window_s,
+        ),
+        housekeeping_interval_s=settings.pipeline.purge_interval_s,
+        wake_event=wake,
+    )
+    worker.start()
+    reports.put(("ready", [], worker.status()))
+    while not stop.wait(1.0):
+        if os.getppid() != parent_pid:
+            break
+        reports.put(("deltas", tracker.take(), worker.status()))
+    worker.stop()
+    reloader.stop()
+    engine.dispose()
+
+
+class DetectionProcess:
+    """The parent's handle on the detection child (a :class:`vigil.runtime.BackgroundWorker`)."""
+
+    name = "detection"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ctx = multiprocessing.get_context("spawn")
+        self._wake = self._ctx.Event()
+        self._stop = self._ctx.Event()
+        self._reports: Any = self._ctx.Queue()
+        self._process: Any = None
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.restarts = 0
+        self.child_status: dict[str, Any] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _spawn(self) -> None:
+        self._stop.clear()
+        self._process = self._ctx.Process(
+            target=child_main,
+            args=(self._settings, self._wake, self._stop, self._reports, os.getpid()),
+            name="vigil-detection",
+            daemon=True,
+        )
+        self._process.start()
+
+    def start(self) -> None:
+        if self._supervisor is not None:
+            return
+        self._stopping.clear()
+        self._spawn()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="vigil-detection-relay", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                _kind, deltas, status = self._reports.get(timeout=0.5)
+            except stdlib_queue.Empty:
+                if not self._stopping.is_set() and not self._process.is_alive():
+                    log.error(
+                        "detection process exited; starting a new one",
+                        extra={"exitcode": self._process.exitcode},
+                    )
+                    time.sleep(RESTART_BACKOFF_S)
+                    if not self._stopping.is_set():
+                        self.restarts += 1
+                        self._spawn()
+                continue
+            except (EOFError, OSError):
+                return
+            apply_deltas(deltas)
+            self.child_status = status
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._stop.set()
+        self._wake.set()
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
+            self._supervisor = None
+
+    def status(self) -> dict[str, Any]:
+        alive = self._process is not None and self._process.is_alive()
+        return {
+            **self.child_status,
+            "running": alive and bool(self.child_status.get("running", True)),
+            "starting": alive and not self.child_status,
+            "mode": "process",
+            "pid": self._process.pid if self._process is not None else None,
+            "restarts": self.restarts,
+        }
