@@ -214,8 +214,8 @@ def notify_db_url(
     schema = f"vigil_notify_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(PG_BASE_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
+    pg_url = make_url(PG_BASE_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = pg_url.render_as_string(hide_password=False)
     try:
         upgrade(rendered)
         yield rendered

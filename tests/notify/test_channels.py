@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.notify.conftest import NotifyEnv
 from tests.notify.receivers import Receiver
 from vigil.errors import ConflictError, InvalidInputError, NotFoundError
+from vigil.events.envelope import Severity
 from vigil.ledger import service as ledger
 from vigil.notify import service
 from vigil.notify.models import DeliveryKind, DeliveryStatus, NotificationChannel
@@ -186,7 +187,7 @@ def test_every_change_is_in_the_audit_ledger(env: NotifyEnv) -> None:
             s, channel_id=channel.id, data=SecretRotate(), principal=p, box=env.box
         )
         service.update_route(
-            s, route_id=route.id, data=RouteUpdate(min_severity="critical"), principal=p
+            s, route_id=route.id, data=RouteUpdate(min_severity=Severity.CRITICAL), principal=p
         )
         service.reset_circuit(s, channel_id=channel.id, principal=p)
         service.delete_route(s, route_id=route.id, principal=p)

@@ -96,11 +96,23 @@ class _Guarded:
 
 
 class GuardedSMTP(_Guarded, smtplib.SMTP):
-    pass
+    def __init__(self, host: str, port: int, *, policy: AddressPolicy | None, timeout: float):
+        self.policy = policy  # before connecting: the base constructor connects
+        super().__init__(host, port, timeout=timeout)
 
 
 class GuardedSMTPSSL(_Guarded, smtplib.SMTP_SSL):
-    pass
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        policy: AddressPolicy | None,
+        timeout: float,
+        context: ssl.SSLContext,
+    ):
+        self.policy = policy
+        super().__init__(host, port, timeout=timeout, context=context)
 
 
 def build_message(message: OutgoingMessage, config: EmailConfig, from_address: str) -> EmailMessage:
@@ -199,14 +211,13 @@ class EmailNotifier:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         security: SmtpSecurity = server["security"]
+        host, port, policy = server["host"], server["port"], server["policy"]
         smtp: smtplib.SMTP
         if security is SmtpSecurity.SSL:
-            smtp = GuardedSMTPSSL(timeout=timeout, context=context)
+            smtp = GuardedSMTPSSL(host, port, policy=policy, timeout=timeout, context=context)
         else:
-            smtp = GuardedSMTP(timeout=timeout)
-        smtp.policy = server["policy"]  # type: ignore[attr-defined]
+            smtp = GuardedSMTP(host, port, policy=policy, timeout=timeout)
         with smtp:
-            smtp.connect(server["host"], server["port"])
             smtp.ehlo()
             if security is SmtpSecurity.STARTTLS:
                 smtp.starttls(context=context)
