@@ -214,7 +214,12 @@ def verify_key(session: Session, *, secret: str, touch_after_s: float = 60.0) ->
         kind="key",
         roles=frozenset(key.roles),
         permissions=permissions,
-        attributes={**attributes, "tenant_name": tenant.name},
+        attributes={
+            **attributes,
+            "tenant_name": tenant.name,
+            "rate_limit_requests": key.rate_limit_requests or tenant.rate_limit_requests,
+            "rate_limit_window_s": tenant.rate_limit_window_s,
+        },
     )
     return VerifiedKey(
         principal=principal, expires_at=expires, rate_limit_requests=key.rate_limit_requests

@@ -155,6 +155,8 @@ class KeyCache:
 class TokenVerifier(Protocol):
     def authenticate(self, token: str, request: RequestInfo) -> Principal: ...
 
+    def cached(self, token: str) -> Principal | None: ...
+
 
 def bearer_credential(headers: Mapping[str, str]) -> str | None:
     header = headers.get("authorization")
@@ -197,6 +199,19 @@ class IdentityAuthenticator:
         if self.tokens is None:
             raise fail("unsupported")
         return self.tokens.authenticate(credential, request)
+
+    def cached(self, headers: Mapping[str, str]) -> Principal | None:
+        """The caller when that needs no database look-up (cache hit), else None. Never
+        raises: middleware uses it to pick a rate-limit key without blocking the event loop."""
+        credential = bearer_credential(headers)
+        if credential is None:
+            return None
+        if looks_like_api_key(credential):
+            if not api_key_well_formed(credential):
+                return None
+            hit = self.cache.get(sha256_hex(credential))
+            return hit.principal if hit is not None else None
+        return self.tokens.cached(credential) if self.tokens is not None else None
 
     def verify_api_key(self, secret: str) -> VerifiedKey:
         if not api_key_well_formed(secret):

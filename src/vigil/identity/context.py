@@ -11,6 +11,7 @@ from vigil.identity.authn import IdentityAuthenticator, Invalidation, KeyCache, 
 from vigil.identity.config import IdentitySettings
 from vigil.identity.decision import PolicyDecisionPoint
 from vigil.identity.mfa import MfaKeys
+from vigil.identity.ratelimit import Limit, RateLimiter
 from vigil.identity.tokens import TokenAuthenticator, TokenSigner
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ class IdentityServices:
     signer: TokenSigner
     mfa_keys: MfaKeys
     pdp: PolicyDecisionPoint
+    limiter: RateLimiter | None
+    """None when rate limiting is switched off."""
+    default_limit: Limit
 
     def invalidate(self, invalidation: Invalidation) -> None:
         """Call after the transaction that revoked or changed something has committed."""

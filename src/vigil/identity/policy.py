@@ -101,7 +101,7 @@ ROUTE_POLICY: dict[str, str] = {
     "POST /v1/access-rules": P.TENANT_MANAGE,
     "DELETE /v1/access-rules/{rule_id}": P.TENANT_MANAGE,
     # --- metering ---------------------------------------------------------------------------------
-    # "GET /v1/usage": P.USAGE_READ,
+    "GET /v1/usage": P.USAGE_READ,
 }
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.api.deps import RequestInfo
+from vigil.errors import AuthenticationError
 from vigil.identity.authn import Invalidation, fail
 from vigil.identity.models import AuthSession, Tenant, User, UserStatus
 from vigil.identity.principal import Principal
@@ -110,6 +111,21 @@ class TokenAuthenticator:
                 if sid in inv.session_ids or (p is not None and p.subject_id in inv.user_ids):
                     del self._cache[sid]
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal if the token verifies and its session is cached (no database);
+        None when a look-up is needed or the token is bad (``authenticate`` will tell)."""
+        try:
+            claims = self.signer.decode(token)
+        except AuthenticationError:
+            return None
+        state = self._cache.get(str(claims["sid"]))
+        if state is None or state.fresh_until < time.monotonic():
+            return None
+        p = state.principal
+        if p is None or p.subject_id != claims["sub"] or p.tenant_id != claims["tid"]:
+            return None
+        return p
+
     def authenticate(self, token: str, request: RequestInfo) -> Principal:
         claims = self.signer.decode(token)
         sid = str(claims["sid"])
@@ -165,6 +181,8 @@ class TokenAuthenticator:
                     "session_id": auth.id,
                     "mfa_pending": auth.mfa_pending,
                     "tenant_name": tenant.name,
+                    "rate_limit_requests": tenant.rate_limit_requests,
+                    "rate_limit_window_s": tenant.rate_limit_window_s,
                 },
             )
         finally:

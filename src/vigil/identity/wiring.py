@@ -13,10 +13,23 @@ from vigil.identity.context import IDENTITY_KEY, IdentityServices
 from vigil.identity.credentials import install_secret
 from vigil.identity.decision import PolicyDecisionPoint
 from vigil.identity.mfa import MfaKeys
+from vigil.identity.middleware import RateLimitMiddleware
+from vigil.identity.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from vigil.identity.tokens import TokenAuthenticator, TokenSigner
 
 if TYPE_CHECKING:
     from vigil.runtime import Runtime
+
+
+def build_limiter(runtime: Runtime) -> RateLimiter | None:
+    """Redis when the deployment has a redis:// queue URL (limits hold across replicas),
+    otherwise in memory."""
+    if not runtime.settings.identity.rate_limit_enabled:
+        return None
+    url = runtime.settings.queue_url or ""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisRateLimiter(url)
+    return MemoryRateLimiter()
 
 
 def build_services(runtime: Runtime) -> IdentityServices:
@@ -48,6 +61,8 @@ def build_services(runtime: Runtime) -> IdentityServices:
         signer=signer,
         mfa_keys=MfaKeys.from_install_secret(install_secret(home, "identity", settings.secret)),
         pdp=pdp,
+        limiter=build_limiter(runtime),
+        default_limit=Limit("default", settings.rate_limit_requests, settings.rate_limit_window_s),
     )
 
 
@@ -57,3 +72,5 @@ def install(runtime: Runtime, *, role: str) -> None:
     runtime.extras[IDENTITY_KEY] = services
     runtime.authenticator = services.authenticator
     runtime.authorizer = services.pdp
+    if role != "worker":
+        runtime.extras.setdefault("asgi_middleware", []).append(RateLimitMiddleware)

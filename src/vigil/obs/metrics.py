@@ -102,3 +102,22 @@ RATE_LIMITED = Counter("vigil_rate_limited_total", "Requests answered 429.", reg
 AUDIT_ENTRIES = Counter(
     "vigil_audit_entries_total", "Entries appended to the audit ledger.", registry=REGISTRY
 )
+
+# --- identity and metering ------------------------------------------------------------------------
+RATE_LIMITER_ERRORS = Counter(
+    "vigil_rate_limiter_errors_total",
+    "Requests let through because the rate limiter's store (Redis) was unavailable.",
+    registry=REGISTRY,
+)
+USAGE_FLUSHES = Counter(
+    "vigil_usage_flushes_total",
+    "Flushes of in-memory usage counters to the database, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+QUOTA_EXCEEDED = Counter(
+    "vigil_quota_exceeded_total",
+    "Requests refused by a tenant quota, by metric.",
+    ["metric"],
+    registry=REGISTRY,
+)
