@@ -35,10 +35,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import and_, delete, func, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.bus import offsets
@@ -53,6 +53,7 @@ log = logging.getLogger("vigil.queue")
 #: Key of the PostgreSQL advisory lock that orders publishers (any constant; "vigilq" in hex).
 PG_PUBLISH_LOCK = 0x76696769_6C71
 QUEUE_KEY = "event_queue"
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,44 +171,74 @@ class SqlEventQueue(_Listeners):
             return PublishResult(0, 0)
         keep, repeats = dedupe_batch(records)
         now = datetime.now(UTC)
-        rows = [
-            {
-                "tenant_id": tenant_id,
-                "event_id": records[i].event_id,
-                "accepted_at": now,
-                "payload": records[i].payload,
-            }
-            for i in keep
-        ]
         with self._sessions() as session:
             dialect = session.get_bind().dialect.name
             if dialect == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_PUBLISH_LOCK})
-                stmt: Any = postgresql.insert(QueuedEventRow)
+            existing = self._existing_ids(session, tenant_id, records, keep)
+            if dialect == "sqlite":
+                inserted = self._insert_sqlite(session, tenant_id, records, keep, now)
             else:
-                stmt = sqlite.insert(QueuedEventRow)
-            stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
-            ids = [records[i].event_id for i in keep if records[i].event_id is not None]
-            if ids:
-                # Which ids are already queued (for the per-record answer); the unique
-                # constraint, not this query, is what guarantees no double insert.
-                existing = set(
-                    session.scalars(
-                        select(QueuedEventRow.event_id).where(
-                            QueuedEventRow.tenant_id == tenant_id,
-                            QueuedEventRow.event_id.in_(ids),
-                        )
-                    )
+                stmt = postgresql.insert(QueuedEventRow).on_conflict_do_nothing(
+                    index_elements=["tenant_id", "event_id"]
                 )
-            else:
-                existing = set()
-            inserted = session.connection().execute(stmt, rows).rowcount
+                rows = [
+                    {
+                        "tenant_id": tenant_id,
+                        "event_id": records[i].event_id,
+                        "accepted_at": now,
+                        "payload": records[i].payload,
+                    }
+                    for i in keep
+                ]
+                inserted = session.connection().execute(stmt, rows).rowcount
             session.commit()
         dup_indexes = sorted([*repeats, *(i for i in keep if records[i].event_id in existing)])
-        accepted = inserted if inserted is not None and inserted >= 0 else len(rows) - len(existing)
+        accepted = inserted if inserted is not None and inserted >= 0 else len(keep) - len(existing)
         if accepted:
             self._notify()
         return PublishResult(accepted, len(records) - accepted, tuple(dup_indexes))
+
+    @staticmethod
+    def _existing_ids(
+        session: Session, tenant_id: str, records: Sequence[QueueRecord], keep: list[int]
+    ) -> set[str | None]:
+        """Which ids are already queued (for the per-record answer); the unique constraint,
+        not this query, is what guarantees no double insert."""
+        ids = [records[i].event_id for i in keep if records[i].event_id is not None]
+        existing: set[str | None] = set()
+        for start in range(0, len(ids), 500):
+            existing.update(
+                session.scalars(
+                    select(QueuedEventRow.event_id).where(
+                        QueuedEventRow.tenant_id == tenant_id,
+                        QueuedEventRow.event_id.in_(ids[start : start + 500]),
+                    )
+                )
+            )
+        return existing
+
+    @staticmethod
+    def _insert_sqlite(
+        session: Session,
+        tenant_id: str,
+        records: Sequence[QueueRecord],
+        keep: list[int],
+        now: datetime,
+    ) -> int:
+        """The hot path of ingest: one executemany on the driver, no per-row SQLAlchemy work.
+        ``accepted_at`` is written in the text form SQLAlchemy's SQLite DateTime reads back."""
+        stamp = now.strftime(_SQLITE_DATETIME)
+        cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                "INSERT INTO event_queue (tenant_id, event_id, accepted_at, payload) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                [(tenant_id, records[i].event_id, stamp, records[i].payload) for i in keep],
+            )
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
     # ---------------------------------------------------------------- consumer
     def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
