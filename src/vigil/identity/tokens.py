@@ -97,8 +97,23 @@ class TokenAuthenticator:
         self.sessions = sessions
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, _SessionState] = {}
+        # token text → verified claims: the signature is checked once per token, the expiry
+        # on every use
+        self._verified: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.generation = 0
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims["exp"] > time.time():
+                return claims
+            self._verified.pop(token, None)
+        claims = self.signer.decode(token)
+        if len(self._verified) >= 50_000:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
 
     def invalidate(self, inv: Invalidation) -> None:
         with self._lock:
@@ -115,7 +130,7 @@ class TokenAuthenticator:
         """The principal if the token verifies and its session is cached (no database);
         None when a look-up is needed or the token is bad (``authenticate`` will tell)."""
         try:
-            claims = self.signer.decode(token)
+            claims = self._claims(token)
         except AuthenticationError:
             return None
         state = self._cache.get(str(claims["sid"]))
@@ -127,7 +142,7 @@ class TokenAuthenticator:
         return p
 
     def authenticate(self, token: str, request: RequestInfo) -> Principal:
-        claims = self.signer.decode(token)
+        claims = self._claims(token)
         sid = str(claims["sid"])
         state = self._cache.get(sid)
         if state is None or state.fresh_until < time.monotonic():
