@@ -149,13 +149,12 @@ def _probe(runtime: Runtime) -> dict[str, Any]:
     nr = notify_runtime(runtime)
     session = system_session(runtime.sessions)
     try:
-        by_status: dict[str, int] = dict(
-            session.execute(
-                select(NotificationDelivery.status, func.count())
-                .where(NotificationDelivery.status.in_(_PROBED_STATUSES))
-                .group_by(NotificationDelivery.status)
-            ).tuples()
-        )
+        rows = session.execute(
+            select(NotificationDelivery.status, func.count())
+            .where(NotificationDelivery.status.in_(_PROBED_STATUSES))
+            .group_by(NotificationDelivery.status)
+        ).all()
+        by_status = {str(status): int(count) for status, count in rows}
         open_circuits = session.scalar(
             select(func.count())
             .select_from(NotificationChannel)
