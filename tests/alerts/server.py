@@ -50,15 +50,33 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0) -> Any:
         time.sleep(0.1)
 
 
-def start_service(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Service]:
+def start_service(
+    tmp_path_factory: pytest.TempPathFactory, name: str, env: dict[str, str] | None = None
+) -> Iterator[Service]:
     home = tmp_path_factory.mktemp(name)
     acme = bootstrap(home, tenant="acme")
     other = bootstrap(home, tenant="other")
     viewer = create_key(home, "acme", "viewer")
-    server = VigilServer(home, args=["--rules", str(EXAMPLE_RULES)]).start()
+    server = VigilServer(home, args=["--rules", str(EXAMPLE_RULES)], env=env or {}).start()
     engine = create_engine_for(f"sqlite:///{home / 'vigil.db'}")
     try:
         yield Service(server, acme, other, viewer, engine)
     finally:
         server.stop()
         engine.dispose()
+
+
+_shared: list[Service] = []
+
+
+@pytest.fixture(scope="session")
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Service:
+    """One server for all alerts and incidents HTTP tests (starting one costs seconds; the
+    conftests of both folders expose this fixture, the module keeps the one instance); the
+    escalation worker ticks fast so a test can watch it fire."""
+    if not _shared:
+        env = {"VIGIL_INCIDENTS__ESCALATION_INTERVAL_S": "0.3"}
+        running = start_service(tmp_path_factory, "alerts-incidents-api", env=env)
+        _shared.append(next(running))
+        request.addfinalizer(lambda: next(running, None))
+    return _shared[0]

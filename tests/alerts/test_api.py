@@ -3,21 +3,13 @@ lifecycle and bulk, permissions, problem+json errors and tenant isolation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-
 from tests.alerts.helpers import T0, detection
-from tests.alerts.server import Service, start_service, wait_for
+from tests.alerts.server import Service, wait_for
 from tests.pipeline.conftest import ENCODED_PS_RULE, MALICIOUS
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    yield from start_service(tmp_path_factory, "alerts-api")
 
 
 def _problem(response, status: int, slug: str | None = None) -> dict:
