@@ -280,3 +280,6 @@ def register(app: typer.Typer) -> None:
     """Add the identity command groups to the top-level CLI."""
     app.add_typer(admin_app, name="admin")
     app.add_typer(keys_app, name="keys")
+    from vigil.cli.identity_users import users_app
+
+    app.add_typer(users_app, name="users")
