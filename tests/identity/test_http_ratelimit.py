@@ -3,6 +3,7 @@ problem documents; and one limit shared by two server processes through Redis.""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -90,6 +91,32 @@ def test_limit_holds_across_two_servers_sharing_redis(tmp_path: Path, redis_url:
         key = create_key(tmp_path, creds.tenant_name, "viewer", name=f"k{uuid.uuid4().hex[:6]}")
         with second.client(key) as b:
             assert b.get("/v1/auth/me").status_code == 200
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_revocation_reaches_the_other_replica_at_once(tmp_path: Path, redis_url: str) -> None:
+    creds = bootstrap(tmp_path)
+    env = {"VIGIL_QUEUE_URL": redis_url, "VIGIL_IDENTITY__KEY_CACHE_TTL_S": "3600"}
+    first = VigilServer(tmp_path, env=env).start()
+    second = VigilServer(tmp_path, args=["--role", "api"], env=env)
+    try:
+        second.start()
+        with first.client(creds.admin_key) as admin:
+            made = admin.post("/v1/keys", json={"name": "shared", "roles": ["auditor"]}).json()
+        with second.client(made["key"]) as b:
+            assert b.get("/v1/audit/entries").status_code == 200  # cached on the second replica
+        with first.client(creds.admin_key) as admin:
+            assert admin.delete(f"/v1/keys/{made['id']}").status_code == 204
+        # the broadcast is asynchronous: allow it a moment (bounded), far below the cache TTL
+        deadline = time.monotonic() + 5
+        status = 200
+        with second.client(made["key"]) as b:
+            while status == 200 and time.monotonic() < deadline:
+                status = b.get("/v1/audit/entries").status_code
+                time.sleep(0.05)
+        assert status == 401
     finally:
         second.stop()
         first.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vigil.identity.authn import IdentityAuthenticator, KeyCache, LocalRevocationBus
+from vigil.identity.broadcast import RedisRevocationBus
 from vigil.identity.context import IDENTITY_KEY, IdentityServices
 from vigil.identity.credentials import install_secret
 from vigil.identity.decision import PolicyDecisionPoint
@@ -21,15 +22,18 @@ if TYPE_CHECKING:
     from vigil.runtime import Runtime
 
 
+def _redis_url(runtime: Runtime) -> str | None:
+    url = runtime.settings.queue_url or ""
+    return url if url.startswith(("redis://", "rediss://", "unix://")) else None
+
+
 def build_limiter(runtime: Runtime) -> RateLimiter | None:
     """Redis when the deployment has a redis:// queue URL (limits hold across replicas),
     otherwise in memory."""
     if not runtime.settings.identity.rate_limit_enabled:
         return None
-    url = runtime.settings.queue_url or ""
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisRateLimiter(url)
-    return MemoryRateLimiter()
+    url = _redis_url(runtime)
+    return RedisRateLimiter(url) if url else MemoryRateLimiter()
 
 
 def build_services(runtime: Runtime) -> IdentityServices:
@@ -48,7 +52,9 @@ def build_services(runtime: Runtime) -> IdentityServices:
         cache_ttl_s=settings.decision_cache_ttl_s,
         cache_size=settings.decision_cache_size,
     )
-    bus = LocalRevocationBus()
+    url = _redis_url(runtime)
+    # Replicas sharing Redis hear each other's revocations; one process needs no broker.
+    bus = RedisRevocationBus(url) if url else LocalRevocationBus()
     bus.subscribe(cache.invalidate)
     bus.subscribe(tokens.invalidate)
     bus.subscribe(pdp.invalidate)
@@ -72,5 +78,7 @@ def install(runtime: Runtime, *, role: str) -> None:
     runtime.extras[IDENTITY_KEY] = services
     runtime.authenticator = services.authenticator
     runtime.authorizer = services.pdp
+    if isinstance(services.bus, RedisRevocationBus):
+        runtime.workers.append(services.bus)
     if role != "worker":
         runtime.extras.setdefault("asgi_middleware", []).append(RateLimitMiddleware)
