@@ -40,8 +40,12 @@ class Receiver:
         *,
         default: int | Reply = 200,
         port: int = 0,
+        gate: threading.Event | None = None,
     ) -> None:
+        """``gate``: when given, every answer waits until it is set (a slow receiver)."""
         self.requests: list[Received] = []
+        self.gate = gate
+        self.arrived = threading.Event()
         self._script: deque[Reply] = deque(self._reply(r) for r in script)
         self.default = self._reply(default)
         self._lock = threading.Lock()
@@ -59,6 +63,8 @@ class Receiver:
                         body=body,
                     )
                 )
+                if receiver.gate is not None:
+                    receiver.gate.wait(30)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -83,6 +89,7 @@ class Receiver:
     def _record(self, request: Received) -> Reply:
         with self._lock:
             self.requests.append(request)
+            self.arrived.set()
             return self._script.popleft() if self._script else self.default
 
     @property

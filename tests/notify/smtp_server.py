@@ -61,7 +61,8 @@ class Handler:
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
                 content=envelope.original_content or envelope.content,
-                tls=session.ssl is not None,
+                tls=session.ssl is not None
+                or server.transport.get_extra_info("ssl_object") is not None,
                 user=login.decode() if isinstance(login, bytes) else login,
             )
         )
@@ -102,11 +103,16 @@ class SmtpServer:
         *,
         tls_context: ssl.SSLContext | None = None,
         users: dict[str, str] | None = None,
+        implicit_tls: bool = False,
     ) -> None:
+        """``tls_context``: STARTTLS required, or with ``implicit_tls`` TLS from the first byte
+        (SMTPS, port 465 style)."""
         self.handler = Handler()
         self.port = free_port()
         kwargs: dict[str, Any] = {}
-        if tls_context is not None:
+        if tls_context is not None and implicit_tls:
+            kwargs.update(ssl_context=tls_context)
+        elif tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
         if users is not None:
 

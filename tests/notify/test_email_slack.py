@@ -46,6 +46,7 @@ def test_email_summary_arrives_with_subject_text_and_html(env: NotifyEnv) -> Non
         assert env.pump() == 1
         [mail] = smtp.mails
     assert mail.mail_from == "vigil@example.com"
+    assert not mail.tls  # security "none": plain SMTP
     assert mail.rcpt_tos == ["soc@example.com", "oncall@example.com", "lead@example.com"]
     msg = mail.message()
     assert msg["Subject"] == "[Vigil] CRITICAL Mimikatz on WS-7 <script>"
@@ -232,3 +233,23 @@ def test_tls_certificates_are_verified_by_default(env: NotifyEnv, tmp_path: Path
     [delivery] = env.deliveries()
     assert delivery.status is DeliveryStatus.PENDING  # retried: certificates get fixed
     assert "CERTIFICATE_VERIFY_FAILED" in (delivery.last_error or "")
+
+
+def test_implicit_tls_smtps(env: NotifyEnv, tmp_path: Path) -> None:
+    with SmtpServer(tls_context=self_signed_context(tmp_path), implicit_tls=True) as smtp:
+        _email_channel(
+            env,
+            {
+                "to": ["soc@example.com"],
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "ssl",
+                "verify_tls": False,
+                "from_address": "v@example.com",
+            },
+        )
+        env.emit()
+        assert env.pump() == 1
+        [mail] = smtp.mails
+    assert mail.tls
+    assert env.deliveries()[0].status is DeliveryStatus.DELIVERED

@@ -223,14 +223,20 @@ def list_dead_letters(
     "/dead-letters/retry",
     summary="Retry dead letters by ids, by channel or all, each with a fresh attempt budget",
 )
-def retry_dead_letters(principal: Writer, session: Db, data: DeadLetterRetry) -> RetryResult:
+def retry_dead_letters(
+    principal: Writer, session: Db, notify: Notify, data: DeadLetterRetry
+) -> RetryResult:
     out = deliveries.retry_dead_letters(session, selection=data, principal=principal)
     session.commit()
+    notify.wake_sender()
     return out
 
 
 @router.post("/dead-letters/{delivery_id}/retry", summary="Retry one dead letter")
-def retry_dead_letter(principal: Writer, session: Db, delivery_id: str) -> DeliveryRead:
+def retry_dead_letter(
+    principal: Writer, session: Db, notify: Notify, delivery_id: str
+) -> DeliveryRead:
     out = deliveries.retry_one(session, delivery_id=delivery_id, principal=principal)
     session.commit()
+    notify.wake_sender()
     return out

@@ -95,6 +95,7 @@ class NotifyRuntime:
         self.notifiers = (
             dict(notifiers) if notifiers is not None else default_notifiers(settings, self.policy)
         )
+        self.sender: SenderWorker | None = None
         self._box: SecretBox | None = None
         self._box_lock = threading.Lock()
         self.engine = DeliveryEngine(
@@ -122,6 +123,11 @@ class NotifyRuntime:
             poll_interval_s=settings.poll_interval_s,
             clock=clock,
         )
+
+    def wake_sender(self) -> None:
+        """New work is due now (a manual retry): cut the sender's sleep short, if it runs here."""
+        if self.sender is not None:
+            self.sender.wake()
 
     def box(self) -> SecretBox:
         """The secret box, created on first use (creating the key file if needed)."""
@@ -191,5 +197,6 @@ def install(runtime: Runtime, *, role: str) -> None:
         poll_interval_s=settings.notify.poll_interval_s,
     )
     nr.dispatcher.on_deliveries = sender.wake
+    nr.sender = sender
     runtime.workers.append(LoopWorker("notify-dispatch", nr.dispatcher.step))
     runtime.workers.append(sender)
