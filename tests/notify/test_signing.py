@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import time
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -87,3 +91,20 @@ def test_any_changed_byte_breaks_the_signature(body: bytes, data: st.DataObject)
     flip = data.draw(st.integers(1, 255))
     tampered = body[:i] + bytes([body[i] ^ flip]) + body[i + 1 :]
     assert not verify_signature(SECRET, header, tampered, now=10)
+
+
+def test_the_documented_receiver_snippet_verifies_real_signatures() -> None:
+    """docs/notifications.md shows receivers a self-contained check; it must agree with us."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "notifications.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    [snippet] = [b for b in blocks if "def verify_signature" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "docs/notifications.md", "exec"), namespace)
+    documented = namespace["verify_signature"]
+    header = sign([SECRET], BODY)
+    assert documented(SECRET, header, BODY)
+    assert not documented(SECRET, header, BODY + b"x")
+    assert not documented("whsec_other-secret-0123", header, BODY)
+    assert not documented(SECRET, sign([SECRET], BODY, timestamp=int(time.time()) - 3600), BODY)
+    rotated = sign(["whsec_new-secret-0123456789", SECRET], BODY)
+    assert documented(SECRET, rotated, BODY)
