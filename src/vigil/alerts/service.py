@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from vigil.alerts.aftercommit import after_commit
@@ -35,7 +35,7 @@ from vigil.alerts.events import AlertSummary, threat_detected
 from vigil.alerts.intake import DetectionRecord
 from vigil.alerts.models import TITLE_MAX, Alert, AlertDetection
 from vigil.alerts.states import OPEN_STATUSES, AlertStatus
-from vigil.alerts.types import UtcDateTime, as_utc, table_of
+from vigil.alerts.types import UtcDateTime, as_utc, insert_rows, table_of
 from vigil.bus.outbox import emit_many
 from vigil.events.envelope import SecurityEvent, Severity
 from vigil.obs.metrics import ALERTS_DEDUPLICATED, ALERTS_RAISED
@@ -318,11 +318,9 @@ def _write(
     now: datetime,
 ) -> None:
     """Bulk statements on the session's connection (Core: no per-row ORM bookkeeping)."""
-    session.flush()
+    insert_rows(session, Alert, new_rows)
     conn = session.connection()
     alerts = table_of(Alert)
-    if new_rows:
-        conn.execute(insert(alerts), new_rows)
     if folded:
         b_first = bindparam("b_first", type_=UtcDateTime())
         b_last = bindparam("b_last", type_=UtcDateTime())
@@ -351,5 +349,4 @@ def _write(
                 for s in folded
             ],
         )
-    if links:
-        conn.execute(insert(table_of(AlertDetection)), links)
+    insert_rows(session, AlertDetection, links)

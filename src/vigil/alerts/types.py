@@ -8,11 +8,13 @@ so comparisons, sorting and cursors behave the same on both backends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Table
+from sqlalchemy import DateTime, Table, insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 
@@ -46,3 +48,14 @@ def table_of(model: type[Any]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``model``'s table with one ``executemany`` on the session's
+    connection (psycopg pipelines it on PostgreSQL; measured faster there than one giant
+    multi-row VALUES statement, which SQLAlchemy has to compile afresh every time). Bypasses the
+    ORM and its tenant stamping: the rows carry their ``tenant_id``."""
+    if not rows:
+        return
+    session.flush()
+    session.connection().execute(insert(table_of(model)), list(rows))

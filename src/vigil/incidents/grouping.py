@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.orm import Session
@@ -36,7 +37,7 @@ from vigil.alerts.aftercommit import after_commit
 from vigil.alerts.entity import HOST_FIELDS, USER_FIELDS
 from vigil.alerts.events import AlertSummary
 from vigil.alerts.models import TITLE_MAX
-from vigil.alerts.types import table_of
+from vigil.alerts.types import insert_rows, table_of
 from vigil.bus.outbox import emit_many
 from vigil.events.envelope import SecurityEvent, Severity
 from vigil.incidents import events
@@ -133,33 +134,28 @@ def opened_item(incident: Incident, *, actor: str) -> TimelineItem:
     )
 
 
-def attach_alerts(
-    session: Session,
+def link_alerts(
     incident: Incident,
     alerts: Sequence[AlertSummary],
     *,
     actor: str,
     now: datetime,
     sla: SlaSettings,
-) -> list[TimelineItem]:
-    """Link ``alerts`` to ``incident`` (they must belong to no incident) and update its
-    counters and severity; returns the timeline items to record."""
+) -> tuple[list[dict[str, Any]], list[TimelineItem]]:
+    """Count ``alerts`` into ``incident`` (its counters, last alert time, severity and SLA) and
+    return the link rows and timeline items to write; touches no database."""
     if not alerts:
-        return []
-    session.flush()
-    session.connection().execute(
-        insert(table_of(IncidentAlert)),
-        [
-            {
-                "tenant_id": incident.tenant_id,
-                "incident_id": incident.id,
-                "alert_id": a.id,
-                "added_at": now,
-                "added_by": actor,
-            }
-            for a in alerts
-        ],
-    )
+        return [], []
+    links = [
+        {
+            "tenant_id": incident.tenant_id,
+            "incident_id": incident.id,
+            "alert_id": a.id,
+            "added_at": now,
+            "added_by": actor,
+        }
+        for a in alerts
+    ]
     items = [
         TimelineItem(
             incident_id=incident.id,
@@ -179,6 +175,22 @@ def attach_alerts(
     if top.rank > incident.severity_rank:
         items.append(severity_item(incident, top, actor=actor, now=now))
         set_severity(incident, top, sla)
+    return links, items
+
+
+def attach_alerts(
+    session: Session,
+    incident: Incident,
+    alerts: Sequence[AlertSummary],
+    *,
+    actor: str,
+    now: datetime,
+    sla: SlaSettings,
+) -> list[TimelineItem]:
+    """Link ``alerts`` (which belong to no incident) to ``incident``, a row of the session;
+    returns the timeline items to record."""
+    links, items = link_alerts(incident, alerts, actor=actor, now=now, sla=sla)
+    insert_rows(session, IncidentAlert, links)
     return items
 
 
@@ -310,7 +322,6 @@ def group_alerts(
                 last_alert_at=alert.last_seen,
                 sla=settings.sla,
             )
-            session.add(incident)
             touched_incidents[incident.id] = _Touched(incident, opened=True)
         else:
             incident.last_alert_at = max(incident.last_alert_at, alert.last_seen)
@@ -319,23 +330,35 @@ def group_alerts(
         pending.setdefault(incident.id, []).append(alert)
         touched_incidents[incident.id].added.append(alert.id)
 
+    # New incidents were built outside the session: one insert for all of them, one for all
+    # alert links and one for the timeline, whatever the number of incidents.
+    links: list[dict[str, Any]] = []
     items: list[TimelineItem] = []
     for entry in touched_incidents.values():
         if entry.opened:
             items.append(opened_item(entry.incident, actor=SYSTEM_ACTOR))
-        items.extend(
-            attach_alerts(
-                session,
-                entry.incident,
-                pending[entry.incident.id],
-                actor=SYSTEM_ACTOR,
-                now=now,
-                sla=settings.sla,
-            )
+        more_links, more_items = link_alerts(
+            entry.incident,
+            pending[entry.incident.id],
+            actor=SYSTEM_ACTOR,
+            now=now,
+            sla=settings.sla,
         )
+        links += more_links
+        items += more_items
+    opened = [t.incident for t in touched_incidents.values() if t.opened]
+    session.flush()
+    incidents = table_of(Incident)
+    if opened:
+        session.connection().execute(
+            insert(incidents),
+            [{c.key: getattr(i, c.key) for c in incidents.columns} for i in opened],
+        )
+    if links:
+        session.connection().execute(insert(table_of(IncidentAlert)), links)
     record(session, items)
     _announce(session, list(touched_incidents.values()))
-    return [t.incident for t in touched_incidents.values() if t.opened]
+    return opened
 
 
 def _announce(session: Session, touched: list[_Touched]) -> None:

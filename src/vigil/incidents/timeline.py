@@ -8,10 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from vigil.alerts.types import table_of
+from vigil.alerts.types import insert_rows
 from vigil.incidents.models import IncidentTimelineEntry
 
 SUMMARY_MAX = 1000
@@ -54,9 +53,4 @@ class TimelineItem:
 
 def record(session: Session, items: Sequence[TimelineItem]) -> None:
     """Append ``items`` to their incidents' timelines (one bulk insert)."""
-    if not items:
-        return
-    session.flush()
-    session.connection().execute(
-        insert(table_of(IncidentTimelineEntry)), [item.row() for item in items]
-    )
+    insert_rows(session, IncidentTimelineEntry, [item.row() for item in items])
