@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.bus import offsets
 from vigil.bus.models import ConsumerOffset
+from vigil.bus.queue_gate import NoGate, WriteGate, gate_for
 from vigil.bus.queue_models import QueuedEventRow
 
 if TYPE_CHECKING:
@@ -161,9 +162,13 @@ class _Listeners:
 class SqlEventQueue(_Listeners):
     """The queue as a table of the service's database (see the module docstring)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, gate: WriteGate | NoGate | None = None
+    ) -> None:
         super().__init__()
         self._sessions = sessions
+        #: writers of this database queue up here (see :mod:`vigil.bus.queue_gate`)
+        self.write_gate: WriteGate | NoGate = gate or NoGate()
 
     # ---------------------------------------------------------------- producer
     def publish(self, tenant_id: str, records: Sequence[QueueRecord]) -> PublishResult:
@@ -171,7 +176,7 @@ class SqlEventQueue(_Listeners):
             return PublishResult(0, 0)
         keep, repeats = dedupe_batch(records)
         now = datetime.now(UTC)
-        with self._sessions() as session:
+        with self.write_gate.hold(), self._sessions() as session:
             dialect = session.get_bind().dialect.name
             if dialect == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_PUBLISH_LOCK})
@@ -302,7 +307,7 @@ class SqlEventQueue(_Listeners):
         plain_cutoff = now - timedelta(seconds=retention_s)
         id_cutoff = now - timedelta(seconds=max(retention_s, idempotency_window_s))
         total = 0
-        with self._sessions() as session:
+        with self.write_gate.hold(), self._sessions() as session:
             done = session.execute(select(func.min(ConsumerOffset.position))).scalar_one()
             if done is None:
                 return 0
@@ -425,6 +430,8 @@ def queue_of(runtime: Runtime) -> EventQueue:
     """The runtime's queue (created on first use: the SQL queue on the service database)."""
     queue: EventQueue | None = runtime.extras.get(QUEUE_KEY)
     if queue is None:
-        queue = SqlEventQueue(runtime.sessions)
+        settings = runtime.settings
+        gate = gate_for(settings.resolved_database_url(), settings.home)
+        queue = SqlEventQueue(runtime.sessions, gate=gate)
         runtime.extras[QUEUE_KEY] = queue
     return queue

@@ -21,7 +21,7 @@ class PipelineSettings(BaseModel):
         "once, so this only bounds the delay for records written by another process.",
     )
     worker_mode: Literal["thread", "process"] = Field(
-        default="thread",
+        default="process",
         description="Run detection in a thread of the API process, or in a child process that "
         "reads the same queue (uses the second core; see vigil.pipeline.worker).",
     )

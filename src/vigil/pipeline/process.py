@@ -52,6 +52,7 @@ def child_main(
 ) -> None:  # pragma: no cover - runs in the child process (covered by the HTTP tests)
     _die_with_parent(parent_pid)
     from vigil.bus.queue import SqlEventQueue
+    from vigil.bus.queue_gate import gate_for
     from vigil.obs.logging import configure_logging
     from vigil.pipeline.detector import Detector
     from vigil.pipeline.rules import RuleRegistry
@@ -78,7 +79,7 @@ def child_main(
     reloader = rules_reloader(registry, settings.pipeline.reload_interval_s)
     if settings.pipeline.hot_reload:
         reloader.start()
-    queue = SqlEventQueue(sessions)
+    queue = SqlEventQueue(sessions, gate=gate_for(settings.resolved_database_url(), settings.home))
     pipeline = DetectionPipeline(
         sessions=sessions,
         queue=queue,

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.alerts.intake import DetectionRecord
 from vigil.bus.queue import EventQueue, QueuedEvent, SqlEventQueue
+from vigil.bus.queue_gate import NoGate
 from vigil.obs.metrics import (
     DETECTIONS,
     EVENT_TO_ALERT_SECONDS,
@@ -100,6 +101,7 @@ class DetectionPipeline:
         overrides_refresh_s: float = 1.0,
     ) -> None:
         self.sessions = sessions
+        self.gate = queue.write_gate if isinstance(queue, SqlEventQueue) else NoGate()
         self.queue = queue
         self.detector = detector
         self.sink = sink
@@ -137,14 +139,16 @@ class DetectionPipeline:
                 session.rollback()
                 return report
             output = self.detector.detect(batch, self._current_overrides(session))
-            now = datetime.now(UTC)
-            fresh = service.store_detections(
-                session, records=output.records, seqs=output.seqs, now=now
-            )
-            if fresh:
-                self.sink(session, detections=fresh, now=now)
-            self.queue.ack(session, consumer=self.consumer, batch=batch)
-            session.commit()
+            # Everything that writes happens under the gate, detection (CPU) before it.
+            with self.gate.hold():
+                now = datetime.now(UTC)
+                fresh = service.store_detections(
+                    session, records=output.records, seqs=output.seqs, now=now
+                )
+                if fresh:
+                    self.sink(session, detections=fresh, now=now)
+                self.queue.ack(session, consumer=self.consumer, batch=batch)
+                session.commit()
         except BaseException:
             session.rollback()
             # The batch will be read again: its events must not count twice in correlations.
