@@ -15,7 +15,7 @@ from vigil.notify.channels.base import OutgoingMessage, SendResult, failed
 from vigil.notify.channels.memory import RecordingNotifier
 from vigil.notify.models import AttemptOutcome, ChannelType, DeliveryStatus
 from vigil.notify.secretbox import SecretBox
-from vigil.notify.sender import SenderWorker
+from vigil.notify.workers import SenderWorker
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -148,5 +148,60 @@ def test_delivered_notifications_are_metered_per_tenant(db_engine: Engine) -> No
         (env.tenant("acme"), "notifications"): 2,
         (env.tenant("globex"), "notifications"): 1,
     }
-    outcomes = [a.outcome for d in env.deliveries() for a in d.attempt_log]
+    everything = env.deliveries("acme") + env.deliveries("globex")
+    outcomes = [a.outcome for d in everything for a in d.attempt_log]
     assert outcomes.count(AttemptOutcome.FAILED) == 1
+
+
+def test_one_channels_backlog_cannot_take_every_thread(env: NotifyEnv) -> None:
+    gate = threading.Event()
+    with Receiver(gate=gate) as slow, Receiver() as fast:
+        slow_ch = env.webhook(slow.url)
+        fast_ch = env.webhook(fast.url)
+        env.route(channel_ids=[slow_ch.id], event_types=["incident_opened"])
+        env.route(channel_ids=[fast_ch.id], event_types=["threat_detected"])
+        for _ in range(4):  # the slow channel's backlog comes first in the queue
+            env.emit(event_type="incident_opened")
+        env.emit(event_type="threat_detected")
+        env.dispatch()
+        worker = SenderWorker(env.engine, threads=2, poll_interval_s=0.05)
+        worker.start()
+        try:
+            _wait(
+                lambda: env.deliveries(channel_id=fast_ch.id)[0].status is DeliveryStatus.DELIVERED,
+                "the fast channel's delivery behind the slow backlog",
+            )
+            sending = [
+                d
+                for d in env.deliveries(channel_id=slow_ch.id)
+                if d.status is DeliveryStatus.SENDING
+            ]
+            assert len(sending) == 1  # at most half the threads per channel
+            gate.set()
+            _wait(
+                lambda: all(d.status is DeliveryStatus.DELIVERED for d in env.deliveries()),
+                "the slow backlog once the receiver answers",
+            )
+        finally:
+            gate.set()
+            worker.stop()
+    assert len(slow.requests) == 4
+
+
+def test_finished_deliveries_are_purged_after_retention_dead_letters_stay(env: NotifyEnv) -> None:
+    with Receiver([410]) as rx:
+        channel = env.webhook(rx.url)
+        env.route(channel_ids=[channel.id])
+        env.emit()  # rejected: dead letter
+        env.emit()  # delivered
+        env.pump()
+    assert sorted(d.status for d in env.deliveries()) == [
+        DeliveryStatus.DEAD,
+        DeliveryStatus.DELIVERED,
+    ]
+    day = 86400.0
+    assert env.engine.purge_log(30 * day) == 0
+    env.clock.advance(31 * day)
+    assert env.engine.purge_log(30 * day) == 1
+    [left] = env.deliveries()
+    assert left.status is DeliveryStatus.DEAD and len(left.attempt_log) == 1

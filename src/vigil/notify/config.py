@@ -39,6 +39,12 @@ class NotifySettings(BaseModel):
     circuit_cooldown_s: float = Field(
         default=60.0, gt=0, description="How long an open circuit waits before a probe."
     )
+    delivery_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Delivered, cancelled and failed-test deliveries are purged from the "
+        "delivery log after this long; dead letters stay until retried or their channel goes.",
+    )
     lease_s: float = Field(
         default=120.0,
         gt=0,

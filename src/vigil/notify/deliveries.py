@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.errors import InvalidInputError, NotFoundError
@@ -237,3 +237,40 @@ def retry_one(
     )
     session.expire(row)
     return get_delivery(session, delivery_id=delivery_id)
+
+
+#: Deliveries that will not change any more (dead letters are kept: they wait for a person).
+FINISHED = (
+    DeliveryStatus.DELIVERED.value,
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.CANCELLED.value,
+)
+
+
+def purge_finished(session: Session, *, before: datetime, batch: int = 5000) -> int:
+    """Delete finished deliveries (and their attempts) last changed before ``before``."""
+    removed = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(NotificationDelivery.id)
+                .where(
+                    NotificationDelivery.status.in_(FINISHED),
+                    NotificationDelivery.updated_at < before,
+                )
+                .limit(batch)
+            )
+        )
+        if not ids:
+            return removed
+        session.execute(
+            delete(NotificationAttempt)
+            .where(NotificationAttempt.delivery_id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(NotificationDelivery)
+            .where(NotificationDelivery.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        removed += len(ids)

@@ -17,13 +17,14 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from vigil.errors import ConfigurationError, VigilError
+from vigil.errors import ConfigurationError
 
 KEY_FILE = Path("keys") / "notify-secrets.key"
 
 
-class SecretsUnreadableError(VigilError):
-    """A channel's stored secrets cannot be decrypted with the configured keys."""
+class SecretsUnreadableError(ConfigurationError):
+    """A channel's stored secrets cannot be decrypted with the configured keys (the key was
+    lost or changed): a server configuration problem, not the caller's."""
 
 
 class SecretBox:

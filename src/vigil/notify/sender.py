@@ -7,9 +7,7 @@ circuit is open are not claimed at all, so they wait without spending attempts; 
 cool-down has passed one of them is claimed as the half-open probe
 (:mod:`vigil.notify.circuit`).
 
-:class:`SenderWorker` runs claims on its loop thread and sends on a small thread pool, claiming
-only as many deliveries as it has free threads, so a slow receiver never holds up the loop or the
-outbox dispatcher.
+:class:`vigil.notify.workers.SenderWorker` runs this engine in `vigil serve` and `vigil worker`.
 """
 
 from __future__ import annotations
@@ -19,8 +17,8 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +34,7 @@ from vigil.metering.meter import Meter, NullMeter
 from vigil.notify.channels.base import Notifier, OutgoingMessage, SendResult, failed, rejected
 from vigil.notify.circuit import Circuit, CircuitPolicy, RetryPolicy
 from vigil.notify.clock import Clock, utcnow
-from vigil.notify.deliveries import count_dead, get_delivery
+from vigil.notify.deliveries import count_dead, get_delivery, purge_finished
 from vigil.notify.models import (
     AttemptOutcome,
     ChannelType,
@@ -52,7 +50,6 @@ from vigil.notify.secretbox import SecretBox, SecretsUnreadableError
 from vigil.notify.service import get_channel_row
 from vigil.obs.logging import REQUEST_ID
 from vigil.obs.metrics import NOTIFICATION_DEAD_LETTERS, NOTIFICATIONS
-from vigil.runtime import LoopWorker
 from vigil.store.tenancy import system_session
 
 log = logging.getLogger("vigil.notify.sender")
@@ -109,10 +106,22 @@ class DeliveryEngine:
 
     # --- claim ------------------------------------------------------------------------------------
 
-    def claim(self, limit: int) -> list[Claim]:
-        """Mark up to ``limit`` due deliveries as being sent (one short transaction)."""
+    def claim(
+        self,
+        limit: int,
+        *,
+        busy: Mapping[str, int] | None = None,
+        per_channel: int | None = None,
+    ) -> list[Claim]:
+        """Mark up to ``limit`` due deliveries as being sent (one short transaction).
+
+        With ``per_channel``, no channel gets more than that many sends at once (counting
+        ``busy``: what is already in flight per channel), so one slow receiver with a backlog
+        cannot take every thread while other channels wait.
+        """
         if limit <= 0:
             return []
+        window = limit if per_channel is None else limit + 200
         now = self.clock()
         due = or_(
             and_(D.status == DeliveryStatus.PENDING.value, D.next_attempt_at <= now),
@@ -129,13 +138,18 @@ class DeliveryEngine:
                     or_(C.circuit_state == CircuitState.CLOSED.value, C.circuit_retry_at <= now),
                 )
                 .order_by(D.next_attempt_at, D.created_at)
-                .limit(limit)
+                .limit(window)
                 .with_for_update(skip_locked=True, of=D)
             ).all()
             chosen: list[str] = []
             probing: set[str] = set()
             refused: set[str] = set()
+            load: Counter[str] = Counter(busy or {})
             for delivery_id, channel_id, state in rows:
+                if len(chosen) >= limit:
+                    break
+                if per_channel is not None and load[channel_id] >= per_channel:
+                    continue
                 if state != CircuitState.CLOSED.value:
                     if channel_id in probing or channel_id in refused:
                         continue  # one probe per channel; the rest keep waiting
@@ -144,6 +158,7 @@ class DeliveryEngine:
                         continue
                     probing.add(channel_id)
                 chosen.append(delivery_id)
+                load[channel_id] += 1
             claimed: list[str] = []
             for delivery_id in chosen:
                 result = session.execute(
@@ -434,6 +449,18 @@ class DeliveryEngine:
         session.expire_all()  # the delivery row was changed by the recording transaction
         return get_delivery(session, delivery_id=claim.delivery_id)
 
+    def purge_log(self, retention_s: float) -> int:
+        """Delete finished deliveries older than ``retention_s`` (dead letters stay)."""
+        cutoff = self.clock() - timedelta(seconds=retention_s)
+        session = system_session(self.sessions)
+        try:
+            removed = purge_finished(session, before=cutoff)
+            session.commit()
+            return removed
+        finally:
+            session.rollback()
+            session.close()
+
     def refresh_dead_gauge(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._gauge_at < GAUGE_REFRESH_S:
             return
@@ -443,55 +470,3 @@ class DeliveryEngine:
             NOTIFICATION_DEAD_LETTERS.set(count_dead(session))
         finally:
             session.close()
-
-
-class SenderWorker(LoopWorker):
-    """The sending loop: claims as many due deliveries as it has free threads, sends on a pool."""
-
-    def __init__(self, engine: DeliveryEngine, *, threads: int, poll_interval_s: float) -> None:
-        super().__init__("notify-send", self._step)
-        self.engine = engine
-        self.threads = threads
-        self.poll_interval_s = poll_interval_s
-        self._pool: ThreadPoolExecutor | None = None
-        self._in_flight = 0
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vigil-notify-send")
-        super().start()
-
-    def _step(self) -> float:
-        with self._lock:
-            free = self.threads - self._in_flight
-        self.engine.refresh_dead_gauge()
-        if free <= 0 or self._pool is None:
-            return self.poll_interval_s
-        claims = self.engine.claim(free)
-        for claim in claims:
-            with self._lock:
-                self._in_flight += 1
-            future = self._pool.submit(self.engine.process, claim)
-            future.add_done_callback(self._done)
-        return 0.0 if claims and len(claims) == free else self.poll_interval_s
-
-    def _done(self, future: Future[DeliveryStatus]) -> None:
-        with self._lock:
-            self._in_flight -= 1
-        exc = future.exception()
-        if exc is not None:
-            # Recording failed (storage down): the lease expires and the delivery is retried.
-            log.error("recording a delivery failed", exc_info=exc)
-        self.wake()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        super().stop(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-    def status(self) -> dict[str, Any]:
-        out = super().status()
-        out["in_flight"] = self._in_flight
-        return out

@@ -34,7 +34,8 @@ from vigil.notify.models import (
     NotificationDelivery,
 )
 from vigil.notify.secretbox import SecretBox, box_for
-from vigil.notify.sender import DeliveryEngine, SenderWorker
+from vigil.notify.sender import DeliveryEngine
+from vigil.notify.workers import SenderWorker
 from vigil.obs.health import Probe, register_probe
 from vigil.runtime import LoopWorker
 from vigil.store.tenancy import system_session
@@ -195,6 +196,7 @@ def install(runtime: Runtime, *, role: str) -> None:
         nr.engine,
         threads=settings.notify.sender_threads,
         poll_interval_s=settings.notify.poll_interval_s,
+        retention_s=settings.notify.delivery_retention_days * 86400,
     )
     nr.dispatcher.on_deliveries = sender.wake
     nr.sender = sender
