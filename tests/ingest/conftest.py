@@ -1,4 +1,4 @@
-"""A real `vigil serve` with the example rules and two tenants, shared by a test module."""
+"""A real `vigil serve` with the example rules and two tenants, shared by the ingest tests."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class Service:
         return int(row[0])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     home = tmp_path_factory.mktemp("ingest-home")
     acme = bootstrap(home, tenant="acme")

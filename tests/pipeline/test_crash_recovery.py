@@ -17,7 +17,7 @@ from tests.pipeline.conftest import ENCODED_PS_RULE, sysmon_process
 from tests.support.identity import bootstrap
 from tests.support.server import VigilServer
 
-BATCHES = 12
+BATCHES = 8
 PER_BATCH = 400
 
 
