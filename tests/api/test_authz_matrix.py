@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.identity import DEFAULT_PASSWORD, Credentials, bootstrap, create_key
+from tests.support.identity import DEFAULT_PASSWORD, Credentials, bootstrap
 from tests.support.server import VigilServer
 from vigil.identity.policy import (
     AUTHENTICATED,
@@ -30,7 +30,7 @@ from vigil.identity.policy import (
     USER_SESSION,
     declared_routes,
 )
-from vigil.identity.principal import BUILTIN_ROLES
+from vigil.identity.principal import BUILTIN_ROLES, Permission
 
 ROLES = sorted(BUILTIN_ROLES)
 # Run last: it ends the caller's session.
@@ -55,7 +55,11 @@ def test_every_route_is_declared() -> None:
     for route in routes:
         declared = ROUTE_POLICY.get(route.key)
         if declared is None:
-            suggestion = route.permissions[0] if route.permissions else "PUBLIC / AUTHENTICATED"
+            suggestion = (
+                f"P.{Permission(route.permissions[0]).name}"
+                if route.permissions
+                else "PUBLIC / AUTHENTICATED / USER_SESSION"
+            )
             missing.append(f'    "{route.key}": {suggestion},')
             continue
         if declared == PUBLIC:
@@ -105,28 +109,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VigilServer
     home = tmp_path_factory.mktemp("matrix")
     creds: Credentials = bootstrap(home)
     callers = [Caller("anonymous", None, None, False)]
-    for role in ROLES:
-        callers.append(
-            Caller(f"key:{role}", role, create_key(home, creds.tenant_name, role), False)
-        )
     server = VigilServer(home).start()
     try:
         with server.client(creds.admin_key) as admin:
             for role in ROLES:
-                email = f"{role}@matrix.test"
-                r = admin.post(
-                    "/v1/users",
-                    json={"email": email, "password": DEFAULT_PASSWORD, "roles": [role]},
-                )
+                r = admin.post("/v1/keys", json={"name": f"matrix {role}", "roles": [role]})
                 assert r.status_code == 201, r.text
-                r = admin.post(
-                    "/v1/auth/login",
-                    json={
-                        "tenant": creds.tenant_name,
-                        "email": email,
-                        "password": DEFAULT_PASSWORD,
-                    },
-                )
+                callers.append(Caller(f"key:{role}", role, r.json()["key"], False))
+            for role in ROLES:
+                email = f"{role}@matrix.test"
+                user = {"email": email, "password": DEFAULT_PASSWORD, "roles": [role]}
+                r = admin.post("/v1/users", json=user)
+                assert r.status_code == 201, r.text
+                login = {"tenant": creds.tenant_name, "email": email, "password": DEFAULT_PASSWORD}
+                r = admin.post("/v1/auth/login", json=login)
                 assert r.status_code == 200, r.text
                 callers.append(Caller(f"user:{role}", role, r.json()["access_token"], True))
         yield server, callers

@@ -284,3 +284,25 @@ def test_usage_counts_api_calls_per_route_and_exports_csv(
     with server.client(globex.admin_key) as g:
         items = g.get("/v1/usage", params={"granularity": "hour"}).json()["items"]
         assert all(r["dimension"] != "GET /v1/roles" or r["value"] < 3 for r in items)
+
+
+def test_event_quota_is_enforced_with_a_problem_document(tmp_path: Path) -> None:
+    creds = bootstrap(tmp_path, tenant="quota")
+    server = VigilServer(tmp_path).start()
+    try:
+        with server.client(creds.admin_key) as admin:
+            assert admin.patch("/v1/tenant", json={"quotas": {"events": 3}}).status_code == 200
+            event = {"message": "hello", "host": "h1"}
+            first = admin.post("/v1/events", json=[event, event])
+            assert first.status_code in (200, 202), first.text
+            over = admin.post("/v1/events", json=[event, event])
+            assert over.status_code == 429
+            assert over.headers["content-type"].startswith("application/problem+json")
+            assert over.json()["type"].endswith("/quota-exceeded")
+            assert "2 of 3" in over.json()["detail"]
+            assert int(over.headers["retry-after"]) > 0
+            usage = admin.get("/v1/usage", params={"metric": "events"}).json()
+            assert usage["totals"]["events"] == 2
+            assert usage["forecasts"][0]["used_today"] == 2
+    finally:
+        server.stop()
