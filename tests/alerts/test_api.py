@@ -32,6 +32,7 @@ def test_event_in_alert_out(service: Service) -> None:
 
         [alert] = wait_for(found)
         assert alert["severity"] == "high" and alert["status"] == "new"
+        assert alert["incident_id"]  # high: grouped into an incident at once
         assert alert["entity"] == "host=ws042.corp.example user=CORP\\alice"
         assert "attack.t1059.001" in alert["tags"]
         detail = http.get(f"/v1/alerts/{alert['id']}").json()

@@ -80,12 +80,29 @@ def list_alerts(session: Session, *, query: AlertQuery) -> tuple[Sequence[Alert]
     return page(session, stmt, keyset=keyset, limit=query.limit, cursor=query.cursor)
 
 
-def incident_of(session: Session, *, alert_id: str) -> str | None:
+def incidents_of(session: Session, *, alert_ids: Sequence[str]) -> dict[str, str]:
+    """``alert id → incident id`` for those of ``alert_ids`` that belong to an incident."""
     from vigil.incidents.models import IncidentAlert  # incidents build on alerts, not back
 
-    return session.scalars(
-        select(IncidentAlert.incident_id).where(IncidentAlert.alert_id == alert_id)
-    ).first()
+    if not alert_ids:
+        return {}
+    rows = session.execute(
+        select(IncidentAlert.alert_id, IncidentAlert.incident_id).where(
+            IncidentAlert.alert_id.in_(list(alert_ids))
+        )
+    ).all()
+    return {alert_id: incident_id for alert_id, incident_id in rows}
+
+
+def read_alerts(session: Session, rows: Sequence[Alert]) -> list[AlertRead]:
+    """API shapes of ``rows``, with the incident each one is in (one query for all)."""
+    incidents = incidents_of(session, alert_ids=[r.id for r in rows])
+    out = []
+    for row in rows:
+        item = AlertRead.model_validate(row)
+        item.incident_id = incidents.get(row.id)
+        out.append(item)
+    return out
 
 
 def alert_detail(session: Session, *, alert_id: str) -> AlertDetail:
@@ -108,11 +125,10 @@ def alert_detail(session: Session, *, alert_id: str) -> AlertDetail:
     for link in detections:
         for event_id in link.event_ids:
             event_ids.setdefault(event_id)
-    base = AlertRead.model_validate(alert).model_dump()
+    [base] = read_alerts(session, [alert])
     return AlertDetail(
-        **base,
+        **base.model_dump(),
         context=alert.context,
-        incident_id=incident_of(session, alert_id=alert.id),
         event_ids=list(event_ids)[:EVENT_IDS_SHOWN],
         detections=[DetectionLinkRead.model_validate(d) for d in detections],
         transitions=[TransitionRead.model_validate(t) for t in transitions],

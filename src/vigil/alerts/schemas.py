@@ -38,6 +38,7 @@ class AlertRead(BaseModel):
     updated_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    incident_id: str | None = Field(default=None, description="The incident holding it, if any.")
 
 
 class TransitionRead(BaseModel):
@@ -71,7 +72,6 @@ class DetectionLinkRead(BaseModel):
 
 class AlertDetail(AlertRead):
     context: dict[str, Any] = Field(description="Fields of the first matching event (bounded).")
-    incident_id: str | None = None
     event_ids: list[str] = Field(description="Ids of the matched events (most recent first).")
     detections: list[DetectionLinkRead] = Field(description="The most recent detections.")
     transitions: list[TransitionRead]

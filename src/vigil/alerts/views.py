@@ -37,7 +37,7 @@ def _now() -> datetime:
 @router.get("", summary="Alerts, filtered, sorted and paged with a cursor")
 def list_alerts(_p: ReadAlerts, session: Db, q: Annotated[AlertQuery, Query()]) -> AlertPage:
     rows, next_cursor = query.list_alerts(session, query=q)
-    return AlertPage(items=[AlertRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+    return AlertPage(items=query.read_alerts(session, rows), next_cursor=next_cursor)
 
 
 @router.post("/bulk", summary="One action on many alerts, with a result per alert")
@@ -76,7 +76,8 @@ def update_alert(
         note=body.note,
     )
     session.commit()
-    return AlertRead.model_validate(alert)
+    [read] = query.read_alerts(session, [alert])
+    return read
 
 
 @router.post("/{alert_id}/comments", status_code=201, summary="Comment on an alert")

@@ -11,8 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vigil.alerts.models import Alert
 from vigil.alerts.paging import Keyset, page
-from vigil.alerts.query import contains
-from vigil.alerts.schemas import AlertRead
+from vigil.alerts.query import contains, read_alerts
 from vigil.incidents.models import Incident, IncidentAlert, IncidentTimelineEntry
 from vigil.incidents.schemas import (
     IncidentDetail,
@@ -86,6 +85,6 @@ def incident_detail(session: Session, *, incident_id: str) -> IncidentDetail:
     ).all()
     return IncidentDetail(
         **IncidentRead.model_validate(incident).model_dump(),
-        alerts=[AlertRead.model_validate(a) for a in alerts],
+        alerts=read_alerts(session, alerts),
         timeline=[TimelineEntryRead.model_validate(t) for t in timeline],
     )
