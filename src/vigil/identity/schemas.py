@@ -212,7 +212,7 @@ class TenantUpdate(_Strict):
     require_mfa: bool | None = None
     rate_limit_requests: int | None = Field(default=None, gt=0, le=10_000_000)
     rate_limit_window_s: int | None = Field(default=None, gt=0, le=86400)
-    quotas: dict[str, int] | None = Field(
+    quotas: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
         default=None, description='Per-day limits by metric, e.g. {"events": 5000000}.'
     )
 

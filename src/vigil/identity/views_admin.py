@@ -36,6 +36,7 @@ from vigil.identity.schemas import (
     UserRead,
     UserUpdate,
 )
+from vigil.metering.service import QUOTA_METRICS
 
 router = APIRouter(prefix="/v1")
 
@@ -150,6 +151,7 @@ def disable_user(request: Request, user_id: str, principal: ManageUsers, db: Db)
     tags=["users"],
     summary="Set a user's password (ends their sessions)",
     status_code=204,
+    response_class=Response,
 )
 def reset_password(
     request: Request, user_id: str, body: PasswordReset, principal: ManageUsers, db: Db
@@ -173,6 +175,7 @@ def reset_password(
     tags=["users"],
     summary="Remove a user's TOTP (lost authenticator)",
     status_code=204,
+    response_class=Response,
 )
 def reset_mfa(user_id: str, principal: ManageUsers, db: Db) -> Response:
     user = service.get_user(db, user_id=user_id)
@@ -210,7 +213,11 @@ def create_role(body: RoleCreate, principal: ManageUsers, db: Db) -> RoleRead:
 
 
 @router.delete(
-    "/roles/{role_id}", tags=["users"], status_code=204, summary="Delete an unused custom role"
+    "/roles/{role_id}",
+    tags=["users"],
+    status_code=204,
+    response_class=Response,
+    summary="Delete an unused custom role",
 )
 def delete_role(request: Request, role_id: str, principal: ManageUsers, db: Db) -> Response:
     service.delete_role(db, role=service.get_role(db, role_id=role_id), actor=principal)
@@ -288,7 +295,11 @@ def rotate_key(
 
 
 @router.delete(
-    "/keys/{key_id}", tags=["keys"], status_code=204, summary="Revoke an API key at once"
+    "/keys/{key_id}",
+    tags=["keys"],
+    status_code=204,
+    response_class=Response,
+    summary="Revoke an API key at once",
 )
 def revoke_key(request: Request, key_id: str, principal: ManageKeys, db: Db) -> Response:
     key: ApiKey = apikeys.get_key(db, key_id=key_id)
@@ -312,9 +323,16 @@ def update_tenant(
 ) -> TenantRead:
     tenant = service.get_tenant(db, tenant_id=principal.tenant_id)
     changes = body.model_dump(exclude_unset=True)
-    for name, value in (changes.get("quotas") or {}).items():
-        if value < 0:
-            raise InvalidInputError("quotas are not negative", field=f"body.quotas.{name}")
+    if changes.get("require_mfa", False) is None:
+        raise InvalidInputError("require_mfa is true or false", field="body.require_mfa")
+    if "quotas" in changes and changes["quotas"] is None:
+        changes["quotas"] = {}  # null: no quotas
+    for name in changes.get("quotas") or {}:
+        if name not in QUOTA_METRICS:
+            raise InvalidInputError(
+                f"no quota for {name!r}; known: {', '.join(QUOTA_METRICS)}",
+                field=f"body.quotas.{name}",
+            )
     service.update_tenant(db, tenant=tenant, changes=changes, actor=principal.actor)
     db.commit()
     _invalidate(request, Invalidation(tenant_ids=(tenant.id,)))
@@ -359,7 +377,13 @@ def create_access_rule(
     return AccessRuleRead.model_validate(rule)
 
 
-@router.delete("/access-rules/{rule_id}", tags=["tenant"], status_code=204, summary="Remove a rule")
+@router.delete(
+    "/access-rules/{rule_id}",
+    tags=["tenant"],
+    status_code=204,
+    response_class=Response,
+    summary="Remove a rule",
+)
 def delete_access_rule(request: Request, rule_id: str, principal: ManageTenant, db: Db) -> Response:
     rule = db.execute(select(AccessRule).where(AccessRule.id == rule_id)).scalar_one_or_none()
     if rule is None:

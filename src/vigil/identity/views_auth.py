@@ -135,7 +135,12 @@ def refresh(body: RefreshRequest, request: Request, response: Response, db: Syst
     return _token_response(outcome.pair, response)
 
 
-@router.post("/logout", summary="End the caller's session (access and refresh tokens)")
+@router.post(
+    "/logout",
+    summary="End the caller's session (access and refresh tokens)",
+    status_code=204,
+    response_class=Response,
+)
 def logout(body: LogoutRequest, request: Request, principal: Caller, db: Db) -> Response:
     ended: list[str] = []
     sid = principal.attributes.get("session_id")
@@ -179,7 +184,12 @@ def _own_user(principal: Principal, db: Session) -> User:
     return service.get_user(db, user_id=principal.subject_id)
 
 
-@router.post("/password", summary="Change the caller's password (ends their other sessions)")
+@router.post(
+    "/password",
+    summary="Change the caller's password (ends their other sessions)",
+    status_code=204,
+    response_class=Response,
+)
 def change_password(
     body: PasswordChange, request: Request, principal: SignedIn, db: Db
 ) -> Response:
@@ -242,7 +252,12 @@ def confirm_totp(
     return RecoveryCodesRead(recovery_codes=codes)
 
 
-@router.post("/mfa/totp/disable", summary="Remove the caller's TOTP (needs the password)")
+@router.post(
+    "/mfa/totp/disable",
+    summary="Remove the caller's TOTP (needs the password)",
+    status_code=204,
+    response_class=Response,
+)
 def disable_totp(body: TotpDisable, principal: SignedIn, db: Db) -> Response:
     user = _own_user(principal, db)
     if not verify_password(user.password_hash, body.password):
