@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from engine_bench import synthetic_record  # noqa: E402
-
 from tests.support.server import VigilServer, run_vigil  # noqa: E402
+
+from engine_bench import synthetic_record  # noqa: E402
 
 SIGMA_RULES = ROOT.parent / "shared" / "sigma" / "rules"
 EXAMPLE_RULES = ROOT / "examples" / "rules"
@@ -99,6 +99,14 @@ def start_server(home: Path, rules: Path, worker_mode: str) -> tuple[VigilServer
     key = json.loads(init.stdout)["api_key"]
     env = {"VIGIL_PIPELINE__WORKER_MODE": worker_mode, "VIGIL_LOG_LEVEL": "warning"}
     server = VigilServer(home, args=["--rules", str(rules)], env=env).start(timeout=180)
+    # /health/ready answers before a detection child has loaded its rules; wait for it.
+    deadline = time.monotonic() + 180
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as http:
+        while time.monotonic() < deadline:
+            worker = http.get("/health/deep", timeout=30).json()["checks"]["workers"]["detection"]
+            if worker.get("running") and not worker.get("starting"):
+                break
+            time.sleep(0.2)
     return server, key
 
 
@@ -212,8 +220,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         t0 = time.perf_counter()
         server, key = start_server(Path(tmp) / "home", rules, mode)
-        print(f"vigil serve ready in {time.perf_counter() - t0:.1f} s: rules {rules}, "
-              f"detection worker mode {mode}, cores {os.cpu_count()}")
+        print(
+            f"vigil serve ready in {time.perf_counter() - t0:.1f} s: rules {rules}, "
+            f"detection worker mode {mode}, cores {os.cpu_count()}"
+        )
         try:
             if args.mode == "throughput":
                 throughput(server, key, args)

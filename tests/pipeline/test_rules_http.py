@@ -156,6 +156,15 @@ def test_overrides_change_detections_per_tenant(env: Env) -> None:
     assert [e["target"] for e in entries["items"]] == [f"rule:{ENCODED_PS_RULE}"] * 3
     assert all(e["request_id"] and e["actor"].startswith("key:") for e in entries["items"])
 
+    def critical_counted() -> bool:
+        # counted in the detection process, relayed to the serving process's /metrics
+        text = httpx.get(env.server.url + "/metrics").text
+        return 'vigil_detections_total{level="critical"} 1.0' in text and (
+            "vigil_events_processed_total" in text
+        )
+
+    assert _eventually(critical_counted)
+
 
 def test_patch_validation(env: Env) -> None:
     with env.server.client(env.acme.admin_key) as http:
