@@ -1,6 +1,25 @@
 """Where the detection worker runs: a thread of the serving process, or a child process.
 
-``pipeline.worker_mode`` chooses; the measurements behind the default are below.
+``pipeline.worker_mode`` chooses. The default is **process**, chosen by measurement
+(``benchmarks/ingest_bench.py throughput``, 4 clients posting 1,000-event NDJSON batches of the
+synthetic Sysmon corpus for 15 s, every SigmaHQ rule loaded, SQLite, this 2-core machine while
+other jobs kept the load average near 5):
+
+=================  ====================  ==========================
+worker mode        events/s accepted     detection during the run
+=================  ====================  ==========================
+thread             9,290                 1,643 events/s
+process            20,676                1,707 events/s
+=================  ====================  ==========================
+
+In a thread, parsing requests and matching rules share one interpreter lock, so ingest gets
+about half a core; a child process gives each its own core. The child was slower than the
+thread before writers queued on :mod:`vigil.bus.queue_gate` (SQLite's busy handler let the
+stream of short ingest commits starve it); with the gate detection runs at the same speed in
+both modes. The price of the child: the rules are loaded twice (the API lists them too; about
+140 MiB each with SigmaHQ) and metrics travel through :mod:`vigil.pipeline.metrics_relay`.
+A dedicated ``worker`` role process has no API to share the interpreter with and always uses
+the thread.
 """
 
 from __future__ import annotations
@@ -55,7 +74,7 @@ def detection_process(runtime: Runtime) -> DetectionProcess:
     return process
 
 
-def detection_worker(runtime: Runtime, registry: RuleRegistry) -> BackgroundWorker:
-    if runtime.settings.pipeline.worker_mode == "process":
+def detection_worker(runtime: Runtime, registry: RuleRegistry, role: str) -> BackgroundWorker:
+    if role == "all" and runtime.settings.pipeline.worker_mode == "process":
         return detection_process(runtime)
     return detection_thread(runtime, registry)

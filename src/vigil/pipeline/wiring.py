@@ -60,4 +60,4 @@ def install(runtime: Runtime, *, role: str) -> None:
     if settings.pipeline.hot_reload:
         runtime.workers.append(rules_reloader(registry, settings.pipeline.reload_interval_s))
     if role in ("all", "worker"):
-        runtime.workers.append(detection_worker(runtime, registry))
+        runtime.workers.append(detection_worker(runtime, registry, role))
