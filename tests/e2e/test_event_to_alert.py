@@ -143,7 +143,8 @@ def test_event_in_alert_out_webhook_and_email_delivered(
         wait_for(lambda: len(receiver.requests) >= len(high_alerts), "webhook deliveries")
         bodies = []
         for req in receiver.requests:
-            verify_signature(secret, req.headers["x-vigil-signature"], req.body)
+            assert verify_signature(secret, req.headers["x-vigil-signature"], req.body)
+            assert not verify_signature(secret, req.headers["x-vigil-signature"], req.body + b" ")
             body = req.json()
             assert body["event_type"] == "threat_detected"
             assert body["source"]["service"] == "vigil"

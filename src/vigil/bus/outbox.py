@@ -3,6 +3,12 @@
 Producers call :func:`emit` inside the transaction that changes state (raising an alert, say), so
 an event exists exactly when its change was committed. Consumers read in ``seq`` order after their
 committed offset (:mod:`vigil.bus.offsets`).
+
+Readers skip nothing only if rows become visible in ``seq`` order. SQLite serialises writers, so
+that holds by construction; on PostgreSQL a transaction that drew a lower ``seq`` could commit
+after one with a higher ``seq`` was already read, and every consumer would pass it by. Emitters
+therefore take a transaction-scoped advisory lock before drawing sequence numbers: the next
+emitter waits until the previous one committed (or rolled back).
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from vigil.bus.models import OutboxEvent
 from vigil.events.envelope import SecurityEvent
+
+#: PostgreSQL advisory lock ordering outbox emitters ("vigilo" in hex).
+PG_OUTBOX_LOCK = 0x76696769_6C6F
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,8 @@ def emit(session: Session, *, tenant_id: str, event: SecurityEvent) -> None:
 def emit_many(session: Session, *, tenant_id: str, events: Sequence[SecurityEvent]) -> None:
     if not events:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_OUTBOX_LOCK})
     now = datetime.now(UTC)
     rows = []
     for ev in events:
