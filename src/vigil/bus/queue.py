@@ -430,8 +430,13 @@ def queue_of(runtime: Runtime) -> EventQueue:
     """The runtime's queue (created on first use: the SQL queue on the service database)."""
     queue: EventQueue | None = runtime.extras.get(QUEUE_KEY)
     if queue is None:
+        from vigil.bus.redis_queue import redis_queue_for
+
         settings = runtime.settings
-        gate = gate_for(settings.resolved_database_url(), settings.home)
-        queue = SqlEventQueue(runtime.sessions, gate=gate)
+        # Scale-out: VIGIL_QUEUE_URL=redis://... selects Redis Streams.
+        queue = redis_queue_for(settings)
+        if queue is None:
+            gate = gate_for(settings.resolved_database_url(), settings.home)
+            queue = SqlEventQueue(runtime.sessions, gate=gate)
         runtime.extras[QUEUE_KEY] = queue
     return queue

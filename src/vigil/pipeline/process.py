@@ -79,7 +79,11 @@ def child_main(
     reloader = rules_reloader(registry, settings.pipeline.reload_interval_s)
     if settings.pipeline.hot_reload:
         reloader.start()
-    queue = SqlEventQueue(sessions, gate=gate_for(settings.resolved_database_url(), settings.home))
+    from vigil.bus.redis_queue import redis_queue_for
+
+    queue = redis_queue_for(settings) or SqlEventQueue(
+        sessions, gate=gate_for(settings.resolved_database_url(), settings.home)
+    )
     pipeline = DetectionPipeline(
         sessions=sessions,
         queue=queue,

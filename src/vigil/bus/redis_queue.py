@@ -1,0 +1,588 @@
+"""The event queue on Redis Streams, for API and worker replicas (``VIGIL_QUEUE_URL=redis://…``).
+
+Same contract as :class:`vigil.bus.queue.SqlEventQueue` (see :class:`vigil.bus.queue.EventQueue`),
+built from what Redis Streams already do well:
+
+* **Publish** runs one Lua script per chunk of records (chunks of one request are pipelined in
+  one round trip). The script checks the record's idempotency key (``SET NX EX`` on
+  ``<stream>:seen:<tenant>:<event_id>``, living for the idempotency window) and ``XADD``\\ s the
+  record in the same atomic step, so a crash can neither lose a record whose key was set nor
+  add a record twice. Records without an ``event_id`` are always added.
+* **Read** is ``XREADGROUP`` in the consumer group (``vigil-workers``) as consumer
+  ``<host>-<pid>``, with a short ``BLOCK``. Every ``claim_interval_s`` the reader first takes
+  over records another consumer (a dead or failing worker) has held unacknowledged for longer
+  than ``claim_idle_s`` (``XAUTOCLAIM``).
+* **Ack**: inside the consumer's transaction nothing happens (the pipeline's results and the
+  ack cannot share a transaction across two systems); :meth:`RedisStreamsQueue.acknowledged`,
+  called after the commit, ``XACK``\\ s. A crash between the commit and the ``XACK`` redelivers
+  the batch: at-least-once, made harmless by the detections' unique ids.
+* **Dead letters.** Each take-over increments the record's delivery counter. A record
+  delivered ``solo_after_deliveries`` times is retried alone (one poison record does not drag a
+  batch along); after ``max_deliveries`` it moves atomically to ``vigil:events:dead`` with its
+  error, where the API lists it and can replay it (the replay keeps the record's identity: its
+  detection ids stay the same).
+* **Backpressure.** When undelivered + pending records exceed ``max_backlog``, ``publish``
+  raises :class:`vigil.errors.UnavailableError` (503 with Retry-After). An unreachable Redis is a
+  503 too, never a 500.
+* **Sequence numbers.** :class:`vigil.bus.queue.QueuedEvent` carries an integer ``seq`` (the
+  pipeline keys detections of records without ``event_id`` on it). A stream id ``<ms>-<n>`` maps
+  to ``ms << 20 | n``: stable across redeliveries, ordered like the stream, within 63 bits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from sqlalchemy.orm import Session
+
+from vigil.bus.queue import (
+    Listener,
+    PublishResult,
+    QueuedEvent,
+    QueueRecord,
+    QueueStats,
+    _Listeners,
+)
+from vigil.bus.redis_config import RedisQueueSettings
+from vigil.errors import NotFoundError, UnavailableError
+
+log = logging.getLogger("vigil.queue")
+
+SEQ_SHIFT = 20
+_SEQ_MASK = (1 << SEQ_SHIFT) - 1
+#: errors meaning "Redis is not reachable right now" (503, retry later)
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_ERRORS_TTL_S = 86_400
+
+# KEYS[1] stream; ARGV: prefix, ttl, tenant, accepted_at, then (flagged event_id, payload) pairs.
+# A flagged id is "" (no id) or "=" .. id. Returns {added, {indexes of duplicates}}.
+_PUBLISH_LUA = """
+local stream, prefix, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local tenant, accepted = ARGV[3], ARGV[4]
+local added, dups, idx = 0, {}, 0
+for i = 5, #ARGV, 2 do
+  local flagged = ARGV[i]
+  if flagged == '' then
+    redis.call('XADD', stream, '*', 'tenant', tenant, 'accepted_at', accepted,
+               'payload', ARGV[i + 1])
+    added = added + 1
+  else
+    local eid = string.sub(flagged, 2)
+    if redis.call('SET', prefix .. tenant .. ':' .. eid, '1', 'NX', 'EX', ttl) then
+      redis.call('XADD', stream, '*', 'tenant', tenant, 'event_id', eid,
+                 'accepted_at', accepted, 'payload', ARGV[i + 1])
+      added = added + 1
+    else
+      dups[#dups + 1] = idx
+    end
+  end
+  idx = idx + 1
+end
+return {added, dups}
+"""
+
+# KEYS[1] stream, KEYS[2] dead-letter stream; ARGV: group, id, deliveries, error, consumer,
+# dead_at. Moves the record and acknowledges it in one step.
+_BURY_LUA = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #entries == 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  return 0
+end
+local fields = entries[1][2]
+local origin = ARGV[2]
+local args = {'XADD', KEYS[2], '*'}
+for j = 1, #fields, 2 do
+  if fields[j] == 'origin' then
+    origin = fields[j + 1]
+  else
+    args[#args + 1] = fields[j]
+    args[#args + 1] = fields[j + 1]
+  end
+end
+for _, v in ipairs({'origin', origin, 'deliveries', ARGV[3], 'error', ARGV[4],
+                    'consumer', ARGV[5], 'dead_at', ARGV[6]}) do
+  args[#args + 1] = v
+end
+redis.call(unpack(args))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS[1] dead-letter stream, KEYS[2] stream; ARGV: id, tenant ('' = any). Returns the new id.
+_REPLAY_LUA = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #entries == 0 then return false end
+local f = {}
+local raw = entries[1][2]
+for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
+if ARGV[2] ~= '' and f['tenant'] ~= ARGV[2] then return false end
+local args = {'XADD', KEYS[2], '*', 'tenant', f['tenant']}
+if f['event_id'] then
+  args[#args + 1] = 'event_id'
+  args[#args + 1] = f['event_id']
+end
+for _, k in ipairs({'accepted_at', 'payload', 'origin'}) do
+  args[#args + 1] = k
+  args[#args + 1] = f[k]
+end
+local new_id = redis.call(unpack(args))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return new_id
+"""
+
+
+def id_to_seq(stream_id: str) -> int:
+    ms, _, n = stream_id.partition("-")
+    return (int(ms) << SEQ_SHIFT) | (int(n or 0) & _SEQ_MASK)
+
+
+def seq_to_id(seq: int) -> str:
+    return f"{seq >> SEQ_SHIFT}-{seq & _SEQ_MASK}"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent(QueuedEvent):
+    """A queued event with the id of the stream entry that carries it (for ``XACK``)."""
+
+    stream_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    tenant_id: str
+    event_id: str | None
+    accepted_at: datetime
+    origin: str
+    deliveries: int
+    error: str
+    consumer: str
+    dead_at: datetime
+    payload: bytes
+
+
+def consumer_identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RedisStreamsQueue(_Listeners):
+    """The event queue as a Redis stream with one consumer group (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        settings: RedisQueueSettings | None = None,
+        *,
+        consumer: str = "detection",
+        idempotency_window_s: float = 3600.0,
+        client: redis.Redis | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = cfg = settings or RedisQueueSettings()
+        #: the protocol's consumer name that reads through ``cfg.group``; other names are
+        #: groups of their own
+        self.default_consumer = consumer
+        self.idempotency_window_s = idempotency_window_s
+        self._name = name
+        self.redis: redis.Redis = client or redis.Redis.from_url(
+            url,
+            socket_timeout=cfg.block_ms / 1000 + 10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        )
+        self._publish = self.redis.register_script(_PUBLISH_LUA)
+        self._bury = self.redis.register_script(_BURY_LUA)
+        self._replay = self.redis.register_script(_REPLAY_LUA)
+        self._lock = threading.Lock()
+        self._groups: set[str] = set()
+        self._next_claim: dict[str, float] = {}
+        self._claim_cursor: dict[str, str] = {}
+        self._solo: dict[str, list[StreamEvent]] = {}
+        self._backlog: tuple[float, int] = (0.0, 0)
+
+    @property
+    def consumer_name(self) -> str:
+        """This reader in the group: ``<host>-<pid>`` unless named (tests)."""
+        return self._name or consumer_identity()
+
+    @property
+    def stream(self) -> str:
+        return self.settings.stream
+
+    def _group(self, consumer: str) -> str:
+        return self.settings.group if consumer == self.default_consumer else consumer
+
+    def ensure_group(self, group: str) -> None:
+        """Create the group (and the stream) if missing; from the stream's start, so records
+        published before the first worker ever started are read too."""
+        if group in self._groups:
+            return
+        try:
+            self.redis.xgroup_create(self.stream, group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(group)
+
+    def ensure_consumer(self, consumer: str) -> None:
+        self.ensure_group(self._group(consumer))
+
+    # ---------------------------------------------------------------- producer
+    def publish(self, tenant_id: str, records: Sequence[QueueRecord]) -> PublishResult:
+        if not records:
+            return PublishResult(0, 0)
+        try:
+            self._check_backlog()
+            accepted_at = datetime.now(UTC).isoformat()
+            prefix = f"{self.stream}:seen:"
+            ttl = str(max(1, int(self.idempotency_window_s)))
+            pipe = self.redis.pipeline(transaction=False)
+            chunk = self.settings.publish_chunk
+            for start in range(0, len(records), chunk):
+                args: list[Any] = [prefix, ttl, tenant_id, accepted_at]
+                for rec in records[start : start + chunk]:
+                    args.append("" if rec.event_id is None else "=" + rec.event_id)
+                    args.append(rec.payload)
+                self._publish(keys=[self.stream], args=args, client=pipe)
+            results = pipe.execute()
+        except REDIS_DOWN as exc:
+            raise UnavailableError(f"event queue unreachable: {exc}") from exc
+        accepted = 0
+        dups: list[int] = []
+        for n, (added, chunk_dups) in enumerate(results):
+            accepted += int(added)
+            dups.extend(n * chunk + int(i) for i in chunk_dups)
+        if accepted:
+            self._notify()
+        return PublishResult(accepted, len(records) - accepted, tuple(dups))
+
+    def _check_backlog(self) -> None:
+        checked, backlog = self._backlog
+        now = time.monotonic()
+        if now - checked >= self.settings.backlog_check_s:
+            backlog = self.stats(consumer=self.default_consumer).depth
+            self._backlog = (now, backlog)
+        if backlog > self.settings.max_backlog:
+            raise UnavailableError(
+                f"event queue backlog is {backlog} records (limit {self.settings.max_backlog}); "
+                "retry later",
+                retry_after=self.settings.retry_after_s,
+            )
+
+    # ---------------------------------------------------------------- consumer
+    def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
+        group = self._group(consumer)
+        try:
+            return self._read(group, limit)
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The stream or group vanished (a Redis without persistence restarted): recreate.
+            log.warning("consumer group missing; creating it again", extra={"group": group})
+            self._groups.discard(group)
+            self.ensure_group(group)
+            return []
+
+    def _read(self, group: str, limit: int) -> list[QueuedEvent]:
+        self.ensure_group(group)
+        solo = self._solo.get(group)
+        if solo:
+            return [solo.pop(0)]
+        now = time.monotonic()
+        if now >= self._next_claim.get(group, 0.0):
+            self._next_claim[group] = now + self.settings.claim_interval_s
+            claimed = self._reclaim(group, limit)
+            if claimed:
+                return claimed
+            if self._solo.get(group):
+                return [self._solo[group].pop(0)]
+        block = self.settings.block_ms or None
+        response = self.redis.xreadgroup(
+            group, self.consumer_name, {self.stream: ">"}, count=limit, block=block
+        )
+        entries: list[Any] = []
+        for _stream, items in _stream_items(response):
+            entries.extend(items)
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    def _reclaim(self, group: str, limit: int) -> list[QueuedEvent]:
+        """Take over records idle past ``claim_idle_s``; bury the ones past ``max_deliveries``,
+        queue for solo retry the ones past ``solo_after_deliveries``, return the rest."""
+        cfg = self.settings
+        me = self.consumer_name
+        cursor = self._claim_cursor.get(group, "0-0")
+        reply = self.redis.xautoclaim(
+            self.stream, group, me, int(cfg.claim_idle_s * 1000), cursor, count=limit
+        )
+        next_cursor, entries = _text(reply[0]), reply[1]
+        self._claim_cursor[group] = next_cursor
+        entries = [(eid, fields) for eid, fields in entries if fields]
+        if not entries:
+            return []
+        ids = [_text(eid) for eid, _ in entries]
+        counts = self._delivery_counts(group, me, ids)
+        errors = self._errors(ids)
+        batch: list[QueuedEvent] = []
+        for (entry_id, fields), sid in zip(entries, ids, strict=True):
+            deliveries = counts.get(sid, 1)
+            if deliveries > cfg.max_deliveries:
+                self._move_to_dead(group, sid, deliveries, errors.get(sid), me)
+            elif deliveries >= cfg.solo_after_deliveries:
+                self._solo.setdefault(group, []).append(_event(entry_id, fields))
+            else:
+                batch.append(_event(entry_id, fields))
+        log.info(
+            "records taken over from other consumers",
+            extra={"group": group, "claimed": len(entries), "batch": len(batch)},
+        )
+        return batch
+
+    def _delivery_counts(self, group: str, consumer: str, ids: list[str]) -> dict[str, int]:
+        ordered = sorted(ids, key=id_to_seq)
+        rows = self.redis.xpending_range(
+            self.stream, group, ordered[0], ordered[-1], 2 * len(ids) + 1000, consumername=consumer
+        )
+        return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+
+    def _errors_key(self) -> str:
+        return f"{self.stream}:errors"
+
+    def _errors(self, ids: list[str]) -> dict[str, str]:
+        values = self.redis.hmget(self._errors_key(), ids)
+        return {sid: _text(v) for sid, v in zip(ids, values, strict=True) if v is not None}
+
+    def failed(self, *, consumer: str, batch: Sequence[QueuedEvent], error: str) -> None:
+        """Remember why ``batch`` failed; the error travels with a record to the dead-letter
+        stream. (Optional hook for the pipeline: the queue works without it.)"""
+        ids = [e.stream_id for e in batch if isinstance(e, StreamEvent)]
+        if not ids:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(self._errors_key(), mapping=dict.fromkeys(ids, error[:2000]))
+            pipe.expire(self._errors_key(), _ERRORS_TTL_S)
+            pipe.execute()
+        except REDIS_DOWN:
+            log.warning("could not record the failure of a batch", exc_info=True)
+
+    def _move_to_dead(
+        self, group: str, stream_id: str, deliveries: int, error: str | None, consumer: str
+    ) -> None:
+        reason = error or f"not acknowledged after {deliveries - 1} deliveries"
+        self._bury(
+            keys=[self.stream, self.settings.dead_letter_stream],
+            args=[group, stream_id, deliveries - 1, reason, consumer, _now_iso()],
+        )
+        self.redis.hdel(self._errors_key(), stream_id)
+        log.error(
+            "record moved to the dead-letter stream",
+            extra={"stream_id": stream_id, "deliveries": deliveries - 1, "error": reason},
+        )
+
+    def ack(self, session: Session, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        """Nothing inside the transaction: the XACK follows the commit (``acknowledged``)."""
+
+    def acknowledged(self, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
+        ids = [e.stream_id for e in batch if isinstance(e, StreamEvent)]
+        if not ids:
+            return
+        try:
+            self.redis.xack(self.stream, self._group(consumer), *ids)
+        except REDIS_DOWN:
+            # The results are committed; the records will be redelivered and produce nothing new.
+            log.warning("XACK failed; the batch will be redelivered", exc_info=True)
+
+    # ---------------------------------------------------------------- observing
+    def _group_info(self, group: str) -> dict[str, Any] | None:
+        try:
+            groups = self.redis.xinfo_groups(self.stream)
+        except redis.exceptions.ResponseError:  # no such stream yet
+            return None
+        for info in groups:
+            if _text(info["name"]) == group:
+                return dict(info)
+        return None
+
+    def stats(self, *, consumer: str) -> QueueStats:
+        group = self._group(consumer)
+        info = self._group_info(group)
+        length = int(self.redis.xlen(self.stream))
+        last = self.redis.xrevrange(self.stream, count=1)
+        last_seq = id_to_seq(_text(last[0][0])) if last else 0
+        if info is None:
+            return QueueStats(length, 0.0, last_seq, 0)
+        delivered = _text(info["last-delivered-id"])
+        pending = int(info["pending"])
+        lag = info.get("lag")
+        undelivered = int(lag) if lag is not None else self._count_after(delivered)
+        oldest: str | None = None
+        if pending:
+            summary = self.redis.xpending(self.stream, group)
+            oldest = _text(summary["min"]) if summary.get("min") else None
+        elif undelivered:
+            first = self.redis.xrange(self.stream, min="(" + delivered, count=1)
+            oldest = _text(first[0][0]) if first else None
+        lag_s = 0.0
+        if oldest is not None:
+            lag_s = max(0.0, time.time() - int(oldest.partition("-")[0]) / 1000)
+        return QueueStats(undelivered + pending, lag_s, last_seq, id_to_seq(delivered))
+
+    def _count_after(self, stream_id: str) -> int:
+        # Only when XINFO cannot compute the lag (rare); bounded, as an estimate.
+        rows: Any = self.redis.xrange(self.stream, min="(" + stream_id, count=100_000)
+        return len(rows)
+
+    def purge(self, *, now: datetime, retention_s: float, idempotency_window_s: float) -> int:
+        """Trim entries every group has acknowledged and older than ``retention_s``; forget
+        consumers that hold nothing and were idle for ``consumer_forget_s``. (Idempotency keys
+        expire by themselves.)"""
+        try:
+            groups = self.redis.xinfo_groups(self.stream)
+        except redis.exceptions.ResponseError:
+            return 0
+        if not groups:
+            return 0
+        safe = id_to_seq(f"{int((now.timestamp() - retention_s) * 1000)}-0")
+        for info in groups:
+            name = _text(info["name"])
+            boundary = id_to_seq(_text(info["last-delivered-id"])) + 1
+            if int(info["pending"]):
+                summary = self.redis.xpending(self.stream, name)
+                boundary = min(boundary, id_to_seq(_text(summary["min"])))
+            safe = min(safe, boundary)
+            self._forget_consumers(name)
+        return int(self.redis.xtrim(self.stream, minid=seq_to_id(safe), approximate=False))
+
+    def _forget_consumers(self, group: str) -> None:
+        forget_ms = self.settings.consumer_forget_s * 1000
+        for c in self.redis.xinfo_consumers(self.stream, group):
+            if int(c["pending"]) == 0 and int(c["idle"]) > forget_ms:
+                self.redis.xgroup_delconsumer(self.stream, group, c["name"])
+
+    # ---------------------------------------------------------------- dead letters
+    def dead_letters(
+        self, *, tenant_id: str | None, after: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters oldest first, after the id ``after``; only ``tenant_id``'s if given."""
+        out: list[DeadLetter] = []
+        start = "(" + after if after else "-"
+        while len(out) < limit:
+            rows: Any = self.redis.xrange(self.settings.dead_letter_stream, min=start, count=500)
+            if not rows:
+                break
+            for entry_id, fields in rows:
+                letter = _dead_letter(entry_id, fields)
+                if tenant_id is None or letter.tenant_id == tenant_id:
+                    out.append(letter)
+                    if len(out) >= limit:
+                        break
+            start = "(" + _text(rows[-1][0])
+        return out
+
+    def replay_dead_letter(self, dead_id: str, *, tenant_id: str | None) -> str:
+        """Put a dead letter back on the stream (same identity); return its new stream id."""
+        try:
+            new_id = self._replay(
+                keys=[self.settings.dead_letter_stream, self.stream],
+                args=[dead_id, tenant_id or ""],
+            )
+        except redis.exceptions.ResponseError as exc:
+            if "Invalid stream ID" in str(exc):
+                raise NotFoundError(f"no dead letter {dead_id!r}") from exc
+            raise
+        if new_id is None:
+            raise NotFoundError(f"no dead letter {dead_id!r}")
+        self._notify()
+        return _text(new_id)
+
+    def add_listener(self, listener: Listener) -> None:
+        super().add_listener(listener)
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def _stream_items(response: Any) -> list[tuple[Any, list[Any]]]:
+    """XREADGROUP's reply as (stream, entries) pairs for both RESP2 (list) and RESP3 (dict)."""
+    if not response:
+        return []
+    if isinstance(response, dict):
+        return [(k, v[0] if v and isinstance(v[0], list) else v) for k, v in response.items()]
+    return [(stream, items) for stream, items in response]
+
+
+def _field(fields: dict[bytes, bytes], name: str) -> bytes | None:
+    return fields.get(name.encode())
+
+
+def _event(entry_id: Any, fields: dict[bytes, bytes]) -> StreamEvent:
+    sid = _text(entry_id)
+    origin = _field(fields, "origin")
+    event_id = _field(fields, "event_id")
+    accepted = _field(fields, "accepted_at")
+    return StreamEvent(
+        seq=id_to_seq(_text(origin) if origin else sid),
+        tenant_id=_text(_field(fields, "tenant") or b""),
+        event_id=_text(event_id) if event_id is not None else None,
+        accepted_at=datetime.fromisoformat(_text(accepted)) if accepted else datetime.now(UTC),
+        payload=bytes(_field(fields, "payload") or b""),
+        stream_id=sid,
+    )
+
+
+def _dead_letter(entry_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
+    event = _event(entry_id, fields)
+    dead_at = _field(fields, "dead_at")
+    return DeadLetter(
+        id=_text(entry_id),
+        tenant_id=event.tenant_id,
+        event_id=event.event_id,
+        accepted_at=event.accepted_at,
+        origin=_text(_field(fields, "origin") or b""),
+        deliveries=int(_field(fields, "deliveries") or 0),
+        error=_text(_field(fields, "error") or b""),
+        consumer=_text(_field(fields, "consumer") or b""),
+        dead_at=datetime.fromisoformat(_text(dead_at)) if dead_at else event.accepted_at,
+        payload=event.payload,
+    )
+
+
+def is_redis_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("redis://", "rediss://", "unix://"))
+
+
+def redis_queue_for(settings: Any) -> RedisStreamsQueue | None:
+    """The Redis queue when ``settings.queue_url`` is a Redis URL, else None (SQL queue).
+    Reads ``settings.redis_queue`` once the lead nests :class:`RedisQueueSettings` there."""
+    url = getattr(settings, "queue_url", None)
+    if not is_redis_url(url):
+        return None
+    cfg = getattr(settings, "redis_queue", None) or RedisQueueSettings()
+    return RedisStreamsQueue(
+        str(url),
+        cfg,
+        consumer=settings.pipeline.consumer,
+        idempotency_window_s=settings.ingest.idempotency_window_s,
+    )
