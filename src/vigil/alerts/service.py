@@ -35,7 +35,7 @@ from vigil.alerts.events import AlertSummary, threat_detected
 from vigil.alerts.intake import DetectionRecord
 from vigil.alerts.models import TITLE_MAX, Alert, AlertDetection
 from vigil.alerts.states import OPEN_STATUSES, AlertStatus
-from vigil.alerts.types import UtcDateTime, as_utc, insert_rows, table_of
+from vigil.alerts.types import UtcDateTime, as_utc, insert_rows, lock_keys, table_of
 from vigil.bus.outbox import emit_many
 from vigil.events.envelope import SecurityEvent, Severity
 from vigil.obs.metrics import ALERTS_DEDUPLICATED, ALERTS_RAISED
@@ -221,7 +221,9 @@ def record_detections(
     if fresh:
         widest = max(d.suppression_window_s or cfg.suppression_window_s for _, d, *_ in fresh)
         earliest = min(seen for *_, seen in fresh) - timedelta(seconds=widest)
-        slots = _open_slots(session, {fp for _, _, _, fp, _ in fresh}, earliest=earliest)
+        fingerprints = {fp for _, _, _, fp, _ in fresh}
+        lock_keys(session, "alert", fingerprints)
+        slots = _open_slots(session, fingerprints, earliest=earliest)
 
     outcomes: dict[int, RecordedDetection] = {}
     links: list[dict[str, Any]] = []

@@ -8,11 +8,12 @@ so comparisons, sorting and cursors behave the same on both backends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Table, insert
+from sqlalchemy import DateTime, Table, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -59,3 +60,28 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
         return
     session.flush()
     session.connection().execute(insert(table_of(model)), list(rows))
+
+
+def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
+    """Serialise concurrent transactions that work on the same ``keys`` (PostgreSQL).
+
+    Two detection workers (scale-out) could otherwise both find no open alert for a fingerprint
+    and both raise one, or both open an incident for one entity. Each key becomes a
+    transaction-scoped advisory lock, taken in sorted order (so two batches cannot deadlock on
+    each other) in one statement. SQLite needs nothing: it has one writer at a time and the
+    embedded deployment runs one detection worker.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted(
+        {
+            int.from_bytes(hashlib.blake2b(f"{namespace}\x1f{k}".encode(), digest_size=8).digest())
+            - 2**63
+            for k in keys
+        }
+    )
+    if ids:
+        session.execute(
+            text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k"),
+            {"ids": ids},
+        )

@@ -37,7 +37,7 @@ from vigil.alerts.aftercommit import after_commit
 from vigil.alerts.entity import HOST_FIELDS, USER_FIELDS
 from vigil.alerts.events import AlertSummary
 from vigil.alerts.models import TITLE_MAX
-from vigil.alerts.types import insert_rows, table_of
+from vigil.alerts.types import insert_rows, lock_keys, table_of
 from vigil.bus.outbox import emit_many
 from vigil.events.envelope import SecurityEvent, Severity
 from vigil.incidents import events
@@ -292,6 +292,12 @@ def group_alerts(
             if known is None or incident.last_alert_at >= known.last_alert_at:
                 index[key] = incident
 
+    lock_keys(
+        session,
+        "incident",
+        {f"{a.tenant_id}\x1f{entity_key(a)}" for a in new}
+        | {f"{a.tenant_id}\x1fcorrelation\x1f{a.correlation_id}" for a in new if a.correlation_id},
+    )
     for candidate in _candidates(session, new, earliest=earliest):
         remember(candidate)
 
