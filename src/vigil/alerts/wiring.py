@@ -1,6 +1,9 @@
-"""Wire the alerts domain onto a runtime (authentication hooks, workers, health probes).
+"""Wire the alerts domain onto a runtime.
 
-Called by :func:`vigil.wiring.assemble` for every process role.
+Alerts need no worker of their own: the detection pipeline calls
+``vigil.alerts.service.record_detections`` inside its transaction, and escalation of
+unacknowledged alerts runs in the incidents domain's escalation worker. Called by
+:func:`vigil.wiring.assemble` for every process role.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ session (all tenants):
 * :func:`vigil.incidents.sla.evaluate_breaches` flags SLA breaches.
 
 Levels that are due together (a worker that was down, a policy created late) all fire in the
-same tick, each once. Changing a policy's levels does not re-fire levels that already fired.
+same tick, each once. A level number fires once per target whatever policy fired it: changing a
+policy's levels, or an incident moving to another severity's policy, continues with the levels
+that have not fired yet.
 """
 
 from __future__ import annotations
