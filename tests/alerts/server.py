@@ -39,6 +39,19 @@ class Service:
             return record_detections(session, detections=detections, now=max(datetime.now(UTC), T0))
 
 
+PROBLEM = "application/problem+json"
+
+
+def problem(response: httpx.Response, status: int, slug: str | None = None) -> dict[str, Any]:
+    """Assert ``response`` is an RFC 9457 problem with ``status`` (and type ``slug``)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    if slug:
+        assert body["type"].endswith("/" + slug)
+    return body
+
+
 def wait_for(check: Callable[[], Any], *, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -6,19 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.alerts.helpers import T0, detection
-from tests.alerts.server import Service, wait_for
+from tests.alerts.server import Service, problem, wait_for
 from tests.pipeline.conftest import ENCODED_PS_RULE, MALICIOUS
-
-PROBLEM = "application/problem+json"
-
-
-def _problem(response, status: int, slug: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    if slug:
-        assert body["type"].endswith("/" + slug)
-    return body
 
 
 def test_event_in_alert_out(service: Service) -> None:
@@ -98,15 +87,15 @@ def test_list_filters_sorts_and_pages(service: Service) -> None:
 
 def test_bad_queries_are_422_problems(service: Service) -> None:
     with service.client() as http:
-        body = _problem(http.get("/v1/alerts", params={"cursor": "nope"}), 422, "invalid-input")
+        body = problem(http.get("/v1/alerts", params={"cursor": "nope"}), 422, "invalid-input")
         assert body["errors"][0]["field"] == "query.cursor"
-        body = _problem(http.get("/v1/alerts", params={"status": "bogus"}), 422, "validation")
+        body = problem(http.get("/v1/alerts", params={"status": "bogus"}), 422, "validation")
         assert body["errors"][0]["field"].startswith("query.status")
-        _problem(http.get("/v1/alerts", params={"limit": 0}), 422)
-        _problem(http.get("/v1/alerts", params={"since": "yesterday"}), 422)
+        problem(http.get("/v1/alerts", params={"limit": 0}), 422)
+        problem(http.get("/v1/alerts", params={"since": "yesterday"}), 422)
         page = http.get("/v1/alerts", params={"limit": 1}).json()
         if page["next_cursor"]:
-            body = _problem(
+            body = problem(
                 http.get("/v1/alerts", params={"cursor": page["next_cursor"], "sort": "count"}),
                 422,
             )
@@ -120,16 +109,16 @@ def test_lifecycle_over_http(service: Service) -> None:
         r = http.patch(url, json={"status": "acknowledged", "assignee": "u-1", "note": "mine"})
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "acknowledged" and r.json()["assignee"] == "u-1"
-        body = _problem(http.patch(url, json={"status": "new"}), 409, "invalid-transition")
+        body = problem(http.patch(url, json={"status": "new"}), 409, "invalid-transition")
         assert "acknowledged to new" in body["detail"]
         assert http.patch(url, json={"assignee": None}).json()["assignee"] is None
         assert http.patch(url, json={"status": "resolved"}).json()["resolved_at"]
         assert http.patch(url, json={"status": "in_progress"}).json()["status"] == "in_progress"
         r = http.post(f"{url}/comments", json={"body": "handed to IR"})
         assert r.status_code == 201 and r.json()["body"] == "handed to IR"
-        _problem(http.post(f"{url}/comments", json={"body": "   "}), 422)
-        _problem(http.patch(url, json={"status": "done"}), 422)
-        _problem(http.patch(url, json={"colour": "red"}), 422)
+        problem(http.post(f"{url}/comments", json={"body": "   "}), 422)
+        problem(http.patch(url, json={"status": "done"}), 422)
+        problem(http.patch(url, json={"colour": "red"}), 422)
         detail = http.get(url).json()
         transitions = [(t["kind"], t["from_value"], t["to_value"]) for t in detail["transitions"]]
         assert transitions == [
@@ -156,23 +145,23 @@ def test_bulk_over_http(service: Service) -> None:
         result = r.json()
         assert (result["succeeded"], result["failed"]) == (2, 1)
         assert [x["outcome"] for x in result["results"]] == ["updated", "updated", "not_found"]
-        body = _problem(http.post("/v1/alerts/bulk", json={"ids": ids, "action": "assign"}), 422)
+        body = problem(http.post("/v1/alerts/bulk", json={"ids": ids, "action": "assign"}), 422)
         assert body["errors"][0]["field"] == "body.assignee"
-        _problem(http.post("/v1/alerts/bulk", json={"ids": [], "action": "resolve"}), 422)
-        _problem(http.post("/v1/alerts/bulk", json={"ids": ids, "action": "explode"}), 422)
+        problem(http.post("/v1/alerts/bulk", json={"ids": [], "action": "resolve"}), 422)
+        problem(http.post("/v1/alerts/bulk", json={"ids": ids, "action": "explode"}), 422)
 
 
 def test_permissions(service: Service) -> None:
     [out] = service.seed([detection(tenant=service.acme.tenant_id, rule_id="api-perm")])
     url = f"/v1/alerts/{out.alert_id}"
     with service.server.client() as anonymous:
-        _problem(anonymous.get("/v1/alerts"), 401)
+        problem(anonymous.get("/v1/alerts"), 401)
     with service.client(service.viewer_key) as viewer:
         assert viewer.get(url).status_code == 200
         assert viewer.get("/v1/alerts").status_code == 200
-        _problem(viewer.patch(url, json={"status": "resolved"}), 403)
-        _problem(viewer.post(f"{url}/comments", json={"body": "x"}), 403)
-        _problem(
+        problem(viewer.patch(url, json={"status": "resolved"}), 403)
+        problem(viewer.post(f"{url}/comments", json={"body": "x"}), 403)
+        problem(
             viewer.post("/v1/alerts/bulk", json={"ids": [out.alert_id], "action": "resolve"}), 403
         )
     with service.client() as http:
@@ -186,11 +175,11 @@ def test_tenant_isolation(service: Service) -> None:
         listed = other.get("/v1/alerts", params={"rule_id": "api-iso"}).json()["items"]
         assert [a["id"] for a in listed] == [theirs.alert_id]
         url = f"/v1/alerts/{mine.alert_id}"
-        _problem(other.get(url), 404, "not-found")
-        _problem(other.patch(url, json={"status": "resolved"}), 404)
-        _problem(other.post(f"{url}/comments", json={"body": "x"}), 404)
+        problem(other.get(url), 404, "not-found")
+        problem(other.patch(url, json={"status": "resolved"}), 404)
+        problem(other.post(f"{url}/comments", json={"body": "x"}), 404)
         bulk = other.post("/v1/alerts/bulk", json={"ids": [mine.alert_id], "action": "resolve"})
         assert bulk.json()["results"][0]["outcome"] == "not_found"
     with service.client() as http:
         assert http.get(f"/v1/alerts/{mine.alert_id}").json()["status"] == "new"
-        _problem(http.get(f"/v1/alerts/{theirs.alert_id}"), 404)
+        problem(http.get(f"/v1/alerts/{theirs.alert_id}"), 404)

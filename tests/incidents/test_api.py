@@ -8,23 +8,12 @@ import sqlite3
 import orjson
 
 from tests.alerts.helpers import detection
-from tests.alerts.server import Service, wait_for
-
-PROBLEM = "application/problem+json"
+from tests.alerts.server import Service, problem, wait_for
 
 LEVELS = [
     {"after_minutes": 0.01, "channels": ["chan-oncall"]},
     {"after_minutes": 600, "channels": ["chan-ciso", "chan-slack"]},
 ]
-
-
-def _problem(response, status: int, slug: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    if slug:
-        assert body["type"].endswith("/" + slug)
-    return body
 
 
 def _incident_of(service: Service, alert_id: str) -> str:
@@ -58,20 +47,20 @@ def test_work_an_incident_over_http(service: Service) -> None:
     )
     a, b = (o.alert_id for o in outs)
     with service.client() as http:
-        _problem(http.post("/v1/incidents", json={"title": "x"}), 422)  # no alerts, no severity
-        _problem(http.post("/v1/incidents", json={"title": "x", "alert_ids": ["nope"]}), 422)
+        problem(http.post("/v1/incidents", json={"title": "x"}), 422)  # no alerts, no severity
+        problem(http.post("/v1/incidents", json={"title": "x", "alert_ids": ["nope"]}), 422)
         r = http.post("/v1/incidents", json={"title": "Phishing wave", "alert_ids": [a]})
         assert r.status_code == 201, r.text
         incident = r.json()
         url = f"/v1/incidents/{incident['id']}"
         assert incident["severity"] == "low" and incident["alert_count"] == 1
         assert http.post(f"{url}/alerts", json={"alert_ids": [b]}).json()["alert_count"] == 2
-        _problem(http.post(f"{url}/alerts", json={"alert_ids": []}), 422)
+        problem(http.post(f"{url}/alerts", json={"alert_ids": []}), 422)
         r = http.patch(url, json={"status": "investigating", "owner": "u-9", "note": "on it"})
         assert r.status_code == 200 and r.json()["acknowledged_at"]
-        _problem(http.patch(url, json={"status": "open"}), 409, "invalid-transition")
-        _problem(http.patch(url, json={"status": "paused"}), 422)
-        _problem(http.patch(url, json={"follow_ups": [{"text": ""}]}), 422)
+        problem(http.patch(url, json={"status": "open"}), 409, "invalid-transition")
+        problem(http.patch(url, json={"status": "paused"}), 422)
+        problem(http.patch(url, json={"follow_ups": [{"text": ""}]}), 422)
         r = http.patch(
             url,
             json={
@@ -87,10 +76,10 @@ def test_work_an_incident_over_http(service: Service) -> None:
         assert r.status_code == 201 and r.json()["kind"] == "comment"
         r = http.delete(f"{url}/alerts/{b}")
         assert r.status_code == 200 and r.json()["alert_count"] == 1
-        _problem(http.delete(f"{url}/alerts/{b}"), 404)
+        problem(http.delete(f"{url}/alerts/{b}"), 404)
         assert http.patch(url, json={"status": "closed"}).json()["closed_at"]
-        _problem(http.patch(url, json={"status": "investigating"}), 409)
-        _problem(http.post(f"{url}/alerts", json={"alert_ids": [b]}), 409)
+        problem(http.patch(url, json={"status": "investigating"}), 409)
+        problem(http.post(f"{url}/alerts", json={"alert_ids": [b]}), 409)
         kinds = [t["kind"] for t in http.get(url).json()["timeline"]]
         assert kinds == [
             "opened",
@@ -128,7 +117,7 @@ def test_list_pages_over_http(service: Service) -> None:
                 break
             params["cursor"] = page["next_cursor"]
         assert sorted(seen) == sorted(wanted) and len(seen) == 7
-        body = _problem(http.get("/v1/incidents", params={"cursor": "x"}), 422)
+        body = problem(http.get("/v1/incidents", params={"cursor": "x"}), 422)
         assert body["errors"][0]["field"] == "query.cursor"
         assert (
             http.get("/v1/incidents", params={"breached": "true", "q": "page"}).json()["items"]
@@ -143,22 +132,22 @@ def test_policies_over_http(service: Service) -> None:
         assert r.status_code == 201, r.text
         policy = r.json()
         url = f"/v1/escalation-policies/{policy['id']}"
-        _problem(http.post("/v1/escalation-policies", json=body), 409, "conflict")
+        problem(http.post("/v1/escalation-policies", json=body), 409, "conflict")
         bad = {**body, "severity": "medium", "levels": [LEVELS[1], LEVELS[0]]}
-        _problem(http.post("/v1/escalation-policies", json=bad), 422)
+        problem(http.post("/v1/escalation-policies", json=bad), 422)
         assert http.patch(url, json={"enabled": False}).json()["enabled"] is False
         assert http.get(url).json()["name"] == "lows"
         assert policy["id"] in [p["id"] for p in http.get("/v1/escalation-policies").json()]
         assert http.delete(url).status_code == 204
-        _problem(http.get(url), 404)
+        problem(http.get(url), 404)
     with service.client(service.viewer_key) as viewer:
         assert viewer.get("/v1/escalation-policies").status_code == 200
-        _problem(viewer.post("/v1/escalation-policies", json=body), 403)
+        problem(viewer.post("/v1/escalation-policies", json=body), 403)
         assert viewer.get("/v1/incidents").status_code == 200
-        _problem(viewer.post("/v1/incidents", json={"title": "x", "severity": "low"}), 403)
+        problem(viewer.post("/v1/incidents", json={"title": "x", "severity": "low"}), 403)
     with service.server.client() as anonymous:
-        _problem(anonymous.get("/v1/incidents"), 401)
-        _problem(anonymous.get("/v1/escalation-policies"), 401)
+        problem(anonymous.get("/v1/incidents"), 401)
+        problem(anonymous.get("/v1/escalation-policies"), 401)
 
 
 def test_escalation_fires_in_the_running_server(service: Service) -> None:
@@ -206,18 +195,18 @@ def test_tenant_isolation_over_http(service: Service) -> None:
     url = f"/v1/incidents/{incident_id}"
     with service.client(service.other.admin_key) as other:
         assert incident_id not in [i["id"] for i in other.get("/v1/incidents").json()["items"]]
-        _problem(other.get(url), 404, "not-found")
-        _problem(other.patch(url, json={"status": "resolved"}), 404)
-        _problem(other.post(f"{url}/comments", json={"body": "x"}), 404)
-        _problem(other.post(f"{url}/alerts", json={"alert_ids": [out.alert_id]}), 404)
-        _problem(other.delete(f"{url}/alerts/{out.alert_id}"), 404)
+        problem(other.get(url), 404, "not-found")
+        problem(other.patch(url, json={"status": "resolved"}), 404)
+        problem(other.post(f"{url}/comments", json={"body": "x"}), 404)
+        problem(other.post(f"{url}/alerts", json={"alert_ids": [out.alert_id]}), 404)
+        problem(other.delete(f"{url}/alerts/{out.alert_id}"), 404)
         r = other.post("/v1/incidents", json={"title": "steal", "alert_ids": [out.alert_id]})
-        _problem(r, 422)
+        problem(r, 422)
         assert other.get("/v1/escalation-policies").json() == []
         purl = f"/v1/escalation-policies/{policy['id']}"
-        _problem(other.get(purl), 404)
-        _problem(other.patch(purl, json={"enabled": False}), 404)
-        _problem(other.delete(purl), 404)
+        problem(other.get(purl), 404)
+        problem(other.patch(purl, json={"enabled": False}), 404)
+        problem(other.delete(purl), 404)
     with service.client() as http:
         assert http.get(url).json()["status"] == "open"
         assert http.get(f"/v1/escalation-policies/{policy['id']}").json()["enabled"] is True
