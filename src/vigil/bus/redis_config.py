@@ -2,12 +2,14 @@
 
 Meant to be nested in :class:`vigil.config.Settings` as ``redis_queue``
 (environment ``VIGIL_REDIS_QUEUE__<FIELD>``); the queue itself is selected by ``queue_url``
-(``VIGIL_QUEUE_URL=redis://…``). Until it is nested, the defaults apply.
+(``VIGIL_QUEUE_URL=redis://…``). Until it is nested, :class:`RedisQueueEnvSettings` reads the
+same variables when the queue is built (never at import time).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RedisQueueSettings(BaseModel):
@@ -72,3 +74,10 @@ class RedisQueueSettings(BaseModel):
         description="Consumers with nothing pending and idle this long are removed from the "
         "group (workers that were replaced or died).",
     )
+
+
+class RedisQueueEnvSettings(RedisQueueSettings, BaseSettings):
+    """The same settings from ``VIGIL_REDIS_QUEUE__<FIELD>``, for as long as ``Settings`` does
+    not nest :class:`RedisQueueSettings` as ``redis_queue``."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIL_REDIS_QUEUE__", extra="ignore")

@@ -54,7 +54,7 @@ from vigil.bus.queue import (
     QueueStats,
     _Listeners,
 )
-from vigil.bus.redis_config import RedisQueueSettings
+from vigil.bus.redis_config import RedisQueueEnvSettings, RedisQueueSettings
 from vigil.errors import NotFoundError, UnavailableError
 
 log = logging.getLogger("vigil.queue")
@@ -579,7 +579,7 @@ def redis_queue_for(settings: Any) -> RedisStreamsQueue | None:
     url = getattr(settings, "queue_url", None)
     if not is_redis_url(url):
         return None
-    cfg = getattr(settings, "redis_queue", None) or RedisQueueSettings()
+    cfg = getattr(settings, "redis_queue", None) or RedisQueueEnvSettings()
     return RedisStreamsQueue(
         str(url),
         cfg,
