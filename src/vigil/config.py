@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.alerts.config import AlertsSettings
+from vigil.bus.redis_config import RedisQueueSettings
 from vigil.identity.config import IdentitySettings
 from vigil.incidents.config import IncidentsSettings
 from vigil.ingest.config import IngestSettings
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="info", description="Log level of the JSON logs.")
 
+    redis_queue: RedisQueueSettings = Field(
+        default_factory=RedisQueueSettings,
+        description="Redis Streams queue (used when queue_url is redis://).",
+    )
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     metering: MeteringSettings = Field(default_factory=MeteringSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)

@@ -149,10 +149,14 @@ class DetectionPipeline:
                     self.sink(session, detections=fresh, now=now)
                 self.queue.ack(session, consumer=self.consumer, batch=batch)
                 session.commit()
-        except BaseException:
+        except BaseException as exc:
             session.rollback()
             # The batch will be read again: its events must not count twice in correlations.
             self.detector.reset_correlations()
+            # Queues that dead-letter poison records (Redis) keep the reason with them.
+            failed = getattr(self.queue, "failed", None)
+            if failed is not None and isinstance(exc, Exception):
+                failed(consumer=self.consumer, batch=batch, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
             session.close()
