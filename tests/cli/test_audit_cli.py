@@ -67,7 +67,9 @@ def test_export_verify_and_tamper(home: Path, tmp_path: Path) -> None:
     }
     r = run(home, "verify", str(out), "--public-key", str(pub))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "OK: 12 entries" in r.stdout
+    assert "OK: 13 entries" in r.stdout  # the 12 added + the export itself
+    exported = (out / "entries.jsonl").read_text().splitlines()
+    assert '"action":"audit.export"' in exported[-1] and '"actor":"cli:' in exported[-1]
 
     lines = (out / "entries.jsonl").read_text().splitlines(keepends=True)
     lines[5] = lines[5].replace("rule:5", "rule:50")
@@ -101,7 +103,7 @@ def test_saved_checkpoint_bundle_and_rotation(home: Path, tmp_path: Path) -> Non
     assert run(home, "export", "-o", str(out)).returncode == 0
     r = run(home, "verify", str(out), "--public-key", str(old_pub), "--checkpoint", str(saved))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "OK: 27 entries" in r.stdout  # 26 appended + the logged rotation
+    assert "OK: 28 entries" in r.stdout  # 26 appended + the logged rotation + the export
 
 
 def test_bad_input_exits_2(home: Path, tmp_path: Path) -> None:

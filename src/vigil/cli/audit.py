@@ -54,6 +54,27 @@ def _signing_key(settings: Settings, option: str | None) -> SignerKey | None:
     return parse_configured_key(str(value)) if value else None
 
 
+def _log_cli_action(session: Session, action: str, target: str, change: object = None) -> None:
+    """Exports and archives are security-relevant: the ledger records who ran them (the OS user
+    of the CLI), inside the exported range itself."""
+    import getpass
+
+    from vigil.ledger import service
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    service.append(
+        session,
+        tenant=service.SYSTEM_TENANT,
+        actor=f"cli:{user}",
+        action=action,
+        target=target,
+        change=change,
+    )
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     try:
@@ -151,6 +172,7 @@ def export(
     settings = cli_settings()
     with _errors(), _session(settings) as session:
         supplied = _signing_key(settings, signing_key)
+        _log_cli_action(session, "audit.export", f"export:{out.resolve()}")
         summary = ledger_export.export(
             session,
             out=out,
@@ -176,6 +198,7 @@ def archive(
     settings = cli_settings()
     with _errors(), _session(settings) as session:
         supplied = _signing_key(settings, signing_key)
+        _log_cli_action(session, "audit.archive", f"archive:{out.resolve()}", {"before": before})
         result = ledger_export.archive(
             session,
             before=before,
