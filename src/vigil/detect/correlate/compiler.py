@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -399,6 +401,30 @@ def _condition(
                     f"condition threshold {threshold:g} exceeds the {n_rules} correlated rules",
                 )
     return Condition(terms), fields, percentile
+
+
+def definition_key(corr: CompiledCorrelation) -> str:
+    """A stable hash of what the engine's state of ``corr`` depends on.
+
+    Identity (id, name), type, the referenced rules (by id/name, in order), group-by and its
+    per-rule fields, timespan, condition, value field and percentile. Title, level, tags and
+    ``generate`` only describe or route hits, so changing them keeps the held windows.
+    """
+    spec = [
+        corr.info.id,
+        corr.info.name,
+        corr.kind.value,
+        [[ref.id, ref.name] for ref in corr.rules],
+        list(corr.rule_is_correlation),
+        list(corr.group_by),
+        [list(names) for names in corr.group_fields],
+        corr.timespan,
+        [[op.value, threshold] for op, threshold in corr.condition.terms],
+        list(corr.value_fields),
+        corr.percentile,
+        corr.crossing,
+    ]
+    return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:32]
 
 
 def referenced_base_rules(compiled: Sequence[CompiledCorrelation]) -> dict[RuleRef, bool]:

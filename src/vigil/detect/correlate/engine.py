@@ -43,14 +43,20 @@ Semantics (one correlation rule, one group-by key; ``T`` = timespan, ``L`` = all
   ``max_events_per_group`` events (the oldest are dropped; ``stats.events_dropped``).
 * **Output.** Hits of a correlation referenced by other correlations are fed to those; they
   are returned to the caller only if a referencing correlation has ``generate: true``.
+* **Snapshots.** :meth:`CorrelationEngine.snapshot` returns the held state as plain data
+  (:mod:`vigil.detect.correlate.state`); :meth:`CorrelationEngine.restore` loads it into a
+  fresh engine, which then behaves exactly as the engine that took it (same hits, same
+  stats). State is keyed by :func:`definition_key`, so an engine built from reloaded rules
+  takes over the state of every correlation whose definition did not change and starts the
+  others empty. The engine does no I/O; storing snapshots is the caller's business.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort_right
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,12 +64,14 @@ from vigil.detect.correlate.aggregate import Entry, aggregate, hashable, numeric
 from vigil.detect.correlate.compiler import (
     CompiledCorrelation,
     CorrelationKind,
+    definition_key,
     referenced_base_rules,
     rule_keys,
     suppressed_correlation_refs,
 )
 from vigil.detect.correlate.errors import CorrelationError
 from vigil.detect.correlate.model import Contribution, CorrelationHit, RuleRef
+from vigil.detect.correlate.state import SNAPSHOT_VERSION, StateDecoder, StateEncoder
 from vigil.events.model import EventRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -237,6 +245,71 @@ class CorrelationEngine:
             self._emit(ci, hits, out)
             state.watermark = -(2**63)
         return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The held state as plain data (JSON/msgpack-encodable; see the module docs)."""
+        encoder = StateEncoder()
+        correlations: dict[str, Any] = {}
+        for state in self._states:
+            correlations[definition_key(state.corr)] = {
+                "watermark": state.watermark,
+                "groups": [
+                    encoder.group(
+                        values=g.values,
+                        max_ts=g.max_ts,
+                        floor=g.floor,
+                        head_lo=g.head_lo,
+                        head_sum=g.head_sum,
+                        head_counts=g.head_counts,
+                        entries=g.entries,
+                    )
+                    for g in state.groups.values()  # least recently updated first
+                ],
+            }
+        return {
+            "version": SNAPSHOT_VERSION,
+            "correlations": correlations,
+            "stats": asdict(self.stats),
+            **encoder.tables(),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> int:
+        """Load a :meth:`snapshot` into this engine; returns how many correlations it covered.
+
+        Each correlation whose :func:`definition_key` is in the snapshot gets that state (its
+        current state is replaced); the others keep theirs, so snapshots of disjoint sets of
+        correlations can be restored one after the other. Stats are added.
+
+        Raises:
+            ValueError: the data is not a snapshot of this version.
+        """
+        if not isinstance(data, Mapping) or data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError("not a correlation engine snapshot of a supported version")
+        saved_states: Mapping[str, Any] = data["correlations"]
+        decoder = StateDecoder(data)
+        restored = 0
+        for state in self._states:
+            saved = saved_states.get(definition_key(state.corr))
+            if saved is None:
+                continue
+            restored += 1
+            state.watermark = int(saved["watermark"])
+            state.groups = OrderedDict()
+            for values, max_ts, floor, head_lo, head_sum, counts, entries in saved["groups"]:
+                group = _Group(tuple(hashable(v) for v in values))
+                group.entries = decoder.entries(entries)
+                group.tss = [entry.ts for entry in group.entries]
+                group.max_ts = max_ts
+                group.floor = floor
+                group.head_lo = head_lo
+                group.head_sum = head_sum
+                group.head_counts = {hashable(key): count for key, count in counts}
+                state.groups[group.values] = group
+        if restored:
+            for spec in fields(EngineStats):
+                saved_count = int(data.get("stats", {}).get(spec.name, 0))
+                setattr(self.stats, spec.name, getattr(self.stats, spec.name) + saved_count)
+        return restored
 
     def state_size(self) -> int:
         """Held groups plus held events over all correlations (for memory checks)."""
