@@ -26,7 +26,8 @@ def test_live_and_ready(server: VigilServer) -> None:
         assert c.get("/health/live").json() == {"status": "ok"}
         ready = c.get("/health/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"]["storage"]["ok"] is True
+        assert ready.json()["checks"]["database"]["ok"] is True
+        assert "down" not in ready.json()
         assert ready.headers["cache-control"] == "no-store"
 
 
@@ -83,5 +84,8 @@ def test_readiness_fails_when_storage_is_unreachable(tmp_path: Path) -> None:
     finally:
         runtime.engine.dispose()
     assert ok is False
-    assert checks["storage"]["ok"] is False
-    assert "OperationalError" in checks["storage"]["error"]
+    assert checks["database"]["ok"] is False
+    down = health.down(checks)
+    assert set(down) == {"database"}
+    assert down["database"].startswith("OperationalError")
+    assert "Connection refused" in down["database"] or "connect" in down["database"]

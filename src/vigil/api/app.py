@@ -24,6 +24,7 @@ Errors are RFC 9457 problem documents (`application/problem+json`) naming the fi
 
 def _routers() -> list[tuple[str, object]]:
     from vigil.alerts.views import router as alerts
+    from vigil.bus.views import router as queue
     from vigil.identity.views import router as identity
     from vigil.incidents.views import router as incidents
     from vigil.ingest.views import router as ingest
@@ -37,6 +38,7 @@ def _routers() -> list[tuple[str, object]]:
         ("obs", obs),
         ("identity", identity),
         ("ingest", ingest),
+        ("queue", queue),
         ("pipeline", pipeline),
         ("alerts", alerts),
         ("incidents", incidents),
@@ -63,6 +65,7 @@ def create_health_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     app.include_router(obs)
+    app.add_middleware(problems.UnavailableMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
 
@@ -90,8 +93,11 @@ def create_app(runtime: Runtime, *, manage_workers: bool = True) -> FastAPI:
     for _name, router in _routers():
         app.include_router(router)  # type: ignore[arg-type]
     # Domains add ASGI middleware through the runtime (identity: rate limits, usage metering);
-    # the request-context middleware is added last so it wraps everything.
+    # outages they run into become 503s (they run before routing, outside the exception
+    # handlers); the request-context middleware is added last so it wraps everything and logs
+    # the status the client got.
     for middleware in runtime.extras.get("asgi_middleware", []):
         app.add_middleware(middleware)
+    app.add_middleware(problems.UnavailableMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

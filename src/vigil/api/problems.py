@@ -4,19 +4,28 @@ Every problem carries ``type``, ``title``, ``status``, ``detail``, ``instance`` 
 ``request_id``; validation problems add ``errors: [{"field": "body.items[0].severity",
 "message": ...}]`` so a client knows exactly what to fix. Unexpected exceptions become a 500
 problem without internals (and are logged with the request id).
+
+A dependency that went away is not a bug: driver errors meaning "the database (or Redis) cannot
+be reached right now" (:func:`unavailable_from`) become :class:`vigil.errors.UnavailableError`,
+a 503 with ``Retry-After``, wherever they surface: in a route, in a dependency, or in domain
+middleware that runs before routing (:class:`UnavailableMiddleware`).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil import errors as e
 from vigil.obs.logging import REQUEST_ID
@@ -40,6 +49,52 @@ _MAPPING: list[tuple[type[Exception], int, str, str]] = [
     (e.UnavailableError, 503, "unavailable", "Service unavailable"),
     (e.ConfigurationError, 500, "configuration", "Server misconfigured"),
 ]
+
+
+#: Retry-After of a 503 caused by a database or Redis outage.
+OUTAGE_RETRY_AFTER_S = 5
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# SQLite reports contention and broken schemas with the same class; only the first is transient.
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "busy")
+
+
+def _database_down(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return True  # a pool that cannot hand out a connection in time
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig or exc
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(marker in str(exc).lower() for marker in _SQLITE_TRANSIENT)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - the driver ships with the package
+        return False
+    # psycopg's OperationalError covers refused and broken connections, server shutdown,
+    # cancellation and too many connections: all "retry later", none a bug of the request.
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def unavailable_from(exc: BaseException) -> e.UnavailableError | None:
+    """The 503 a dependency outage deserves, or None when ``exc`` is something else."""
+    if isinstance(exc, e.UnavailableError):
+        return exc
+    if isinstance(exc, _REDIS_DOWN):
+        dependency = "queue"
+    elif _database_down(exc):
+        dependency = "database"
+    else:
+        return None
+    log.warning(
+        "dependency unavailable",
+        extra={"dependency": dependency, "error": f"{type(exc).__name__}: {exc}"[:500]},
+    )
+    # The driver's message names hosts and ports: it goes to the log, not to the client.
+    return e.UnavailableError(
+        f"the {dependency} is unavailable ({type(exc).__name__}); retry later",
+        retry_after=OUTAGE_RETRY_AFTER_S,
+    )
 
 
 def problem(
@@ -93,6 +148,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def problem_for(exc: Exception, instance: str | None = None) -> Response:
+    exc = unavailable_from(exc) or exc
     for cls, status, slug, title in _MAPPING:
         if isinstance(exc, cls):
             headers: dict[str, str] = {}
@@ -118,6 +174,36 @@ def problem_for(exc: Exception, instance: str | None = None) -> Response:
             )
     log.exception("unhandled error", exc_info=exc)
     return problem(status=500, title="Internal server error", slug="internal", instance=instance)
+
+
+class UnavailableMiddleware:
+    """Answers 503 for outages raised *outside* routing (domain middleware that authenticates
+    or meters before the route runs), where the app's exception handlers never see them.
+    Anything else passes through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            outage = unavailable_from(exc)
+            if outage is None or started:
+                raise
+            response = problem_for(outage, scope.get("path"))
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

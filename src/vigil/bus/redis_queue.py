@@ -7,9 +7,15 @@ built from what Redis Streams already do well:
   one round trip). The script checks the record's idempotency key (``SET NX EX`` on
   ``<stream>:seen:<tenant>:<event_id>``, living for the idempotency window) and ``XADD``\\ s the
   record in the same atomic step, so a crash can neither lose a record whose key was set nor
-  add a record twice. Records without an ``event_id`` are always added.
+  add a record twice. Records without an ``event_id`` are always added. Each script call also
+  carries a fresh chunk token (``<stream>:chunk:<token>``, kept ``CHUNK_TOKEN_TTL_S``): when
+  redis-py retries a pipeline whose reply was lost on a broken connection, the script finds its
+  token and answers the first run's result instead of appending the chunk again.
 * **Read** is ``XREADGROUP`` in the consumer group (``vigil-workers``) as consumer
-  ``<host>-<pid>``, with a short ``BLOCK``. Every ``claim_interval_s`` the reader first takes
+  ``<host>-<pid>``, with a short ``BLOCK``. Before taking anything the reader checks that the
+  consumer's database answers (``SELECT 1`` on its session): during a database outage records
+  stay in Redis, undelivered, instead of being delivered, failed and counted towards the
+  dead-letter stream. Every ``claim_interval_s`` the reader first takes
   over records another consumer (a dead or failing worker) has held unacknowledged for longer
   than ``claim_idle_s`` (``XAUTOCLAIM``).
 * **Ack**: inside the consumer's transaction nothing happens (the pipeline's results and the
@@ -20,10 +26,15 @@ built from what Redis Streams already do well:
   delivered ``solo_after_deliveries`` times is retried alone (one poison record does not drag a
   batch along); after ``max_deliveries`` it moves atomically to ``vigil:events:dead`` with its
   error, where the API lists it and can replay it (the replay keeps the record's identity: its
-  detection ids stay the same).
+  detection ids stay the same). Both moves are written to the audit ledger (``queue.dead_letter``
+  by the worker, ``queue.dead_letter.replay`` by the API). The bury and replay scripts are safe
+  to run twice (a retried command after a lost reply): a record that is no longer pending is
+  not buried again, and a replayed id answers the stream id it was replayed as.
 * **Backpressure.** When undelivered + pending records exceed ``max_backlog``, ``publish``
   raises :class:`vigil.errors.UnavailableError` (503 with Retry-After). An unreachable Redis is a
-  503 too, never a 500.
+  503 too, never a 500; workers retry their read every second and carry on by themselves once
+  Redis is back (a batch committed while the ``XACK`` could not be sent is redelivered after
+  ``claim_idle_s`` and produces nothing new).
 * **Sequence numbers.** :class:`vigil.bus.queue.QueuedEvent` carries an integer ``seq`` (the
   pipeline keys detections of records without ``event_id`` on it). A stream id ``<ms>-<n>`` maps
   to ``ms << 20 | n``: stable across redeliveries, ordered like the stream, within 63 bits.
@@ -36,6 +47,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,8 +56,10 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from vigil.bus.dead_letters import DeadLetter, record_dead_letter
 from vigil.bus.queue import (
     Listener,
     PublishResult,
@@ -55,6 +69,7 @@ from vigil.bus.queue import (
     _Listeners,
 )
 from vigil.bus.redis_config import RedisQueueEnvSettings, RedisQueueSettings
+from vigil.bus.redis_scripts import BURY_LUA, PUBLISH_LUA, REPLAY_LUA
 from vigil.errors import NotFoundError, UnavailableError
 
 log = logging.getLogger("vigil.queue")
@@ -64,83 +79,9 @@ _SEQ_MASK = (1 << SEQ_SHIFT) - 1
 #: errors meaning "Redis is not reachable right now" (503, retry later)
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _ERRORS_TTL_S = 86_400
-
-# KEYS[1] stream; ARGV: prefix, ttl, tenant, accepted_at, then (flagged event_id, payload) pairs.
-# A flagged id is "" (no id) or "=" .. id. Returns {added, {indexes of duplicates}}.
-_PUBLISH_LUA = """
-local stream, prefix, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local tenant, accepted = ARGV[3], ARGV[4]
-local added, dups, idx = 0, {}, 0
-for i = 5, #ARGV, 2 do
-  local flagged = ARGV[i]
-  if flagged == '' then
-    redis.call('XADD', stream, '*', 'tenant', tenant, 'accepted_at', accepted,
-               'payload', ARGV[i + 1])
-    added = added + 1
-  else
-    local eid = string.sub(flagged, 2)
-    if redis.call('SET', prefix .. tenant .. ':' .. eid, '1', 'NX', 'EX', ttl) then
-      redis.call('XADD', stream, '*', 'tenant', tenant, 'event_id', eid,
-                 'accepted_at', accepted, 'payload', ARGV[i + 1])
-      added = added + 1
-    else
-      dups[#dups + 1] = idx
-    end
-  end
-  idx = idx + 1
-end
-return {added, dups}
-"""
-
-# KEYS[1] stream, KEYS[2] dead-letter stream; ARGV: group, id, deliveries, error, consumer,
-# dead_at. Moves the record and acknowledges it in one step.
-_BURY_LUA = """
-local entries = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-if #entries == 0 then
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-  return 0
-end
-local fields = entries[1][2]
-local origin = ARGV[2]
-local args = {'XADD', KEYS[2], '*'}
-for j = 1, #fields, 2 do
-  if fields[j] == 'origin' then
-    origin = fields[j + 1]
-  else
-    args[#args + 1] = fields[j]
-    args[#args + 1] = fields[j + 1]
-  end
-end
-for _, v in ipairs({'origin', origin, 'deliveries', ARGV[3], 'error', ARGV[4],
-                    'consumer', ARGV[5], 'dead_at', ARGV[6]}) do
-  args[#args + 1] = v
-end
-redis.call(unpack(args))
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
-
-# KEYS[1] dead-letter stream, KEYS[2] stream; ARGV: id, tenant ('' = any). Returns the new id.
-_REPLAY_LUA = """
-local entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #entries == 0 then return false end
-local f = {}
-local raw = entries[1][2]
-for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
-if ARGV[2] ~= '' and f['tenant'] ~= ARGV[2] then return false end
-local args = {'XADD', KEYS[2], '*', 'tenant', f['tenant']}
-if f['event_id'] then
-  args[#args + 1] = 'event_id'
-  args[#args + 1] = f['event_id']
-end
-for _, k in ipairs({'accepted_at', 'payload', 'origin'}) do
-  args[#args + 1] = k
-  args[#args + 1] = f[k]
-end
-local new_id = redis.call(unpack(args))
-redis.call('XDEL', KEYS[1], ARGV[1])
-return new_id
-"""
+#: How long a publish chunk's token (and a replay's marker) is remembered: longer than any
+#: retry of the same command can take (3 attempts of at most the socket timeout each).
+CHUNK_TOKEN_TTL_S = 300
 
 
 def id_to_seq(stream_id: str) -> int:
@@ -165,20 +106,6 @@ class StreamEvent(QueuedEvent):
     """A queued event with the id of the stream entry that carries it (for ``XACK``)."""
 
     stream_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    id: str
-    tenant_id: str
-    event_id: str | None
-    accepted_at: datetime
-    origin: str
-    deliveries: int
-    error: str
-    consumer: str
-    dead_at: datetime
-    payload: bytes
 
 
 def consumer_identity() -> str:
@@ -212,9 +139,9 @@ class RedisStreamsQueue(_Listeners):
             health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
         )
-        self._publish = self.redis.register_script(_PUBLISH_LUA)
-        self._bury = self.redis.register_script(_BURY_LUA)
-        self._replay = self.redis.register_script(_REPLAY_LUA)
+        self._publish = self.redis.register_script(PUBLISH_LUA)
+        self._bury = self.redis.register_script(BURY_LUA)
+        self._replay = self.redis.register_script(REPLAY_LUA)
         self._lock = threading.Lock()
         self._groups: set[str] = set()
         self._next_claim: dict[str, float] = {}
@@ -260,15 +187,22 @@ class RedisStreamsQueue(_Listeners):
             ttl = str(max(1, int(self.idempotency_window_s)))
             pipe = self.redis.pipeline(transaction=False)
             chunk = self.settings.publish_chunk
-            for start in range(0, len(records), chunk):
-                args: list[Any] = [prefix, ttl, tenant_id, accepted_at]
+            # One token per call: a retry of this pipeline (redis-py retries after a broken
+            # connection) is answered from the tokens instead of appending again.
+            call = uuid.uuid4().hex
+            for n, start in enumerate(range(0, len(records), chunk)):
+                args: list[Any] = [prefix, ttl, tenant_id, accepted_at, CHUNK_TOKEN_TTL_S]
                 for rec in records[start : start + chunk]:
                     args.append("" if rec.event_id is None else "=" + rec.event_id)
                     args.append(rec.payload)
-                self._publish(keys=[self.stream], args=args, client=pipe)
+                token = f"{self.stream}:chunk:{call}:{n}"
+                self._publish(keys=[self.stream, token], args=args, client=pipe)
             results = pipe.execute()
         except REDIS_DOWN as exc:
-            raise UnavailableError(f"event queue unreachable: {exc}") from exc
+            raise UnavailableError(
+                f"event queue unreachable ({type(exc).__name__}); retry later",
+                retry_after=self.settings.retry_after_s,
+            ) from exc
         accepted = 0
         dups: list[int] = []
         for n, (added, chunk_dups) in enumerate(results):
@@ -294,8 +228,12 @@ class RedisStreamsQueue(_Listeners):
     # ---------------------------------------------------------------- consumer
     def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
         group = self._group(consumer)
+        if session is not None:
+            # Take nothing while the consumer's database is down: a delivered record that
+            # cannot be processed only collects deliveries towards the dead-letter stream.
+            session.execute(text("SELECT 1"))
         try:
-            return self._read(group, limit)
+            return self._read(session, group, limit)
         except redis.exceptions.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -305,7 +243,7 @@ class RedisStreamsQueue(_Listeners):
             self.ensure_group(group)
             return []
 
-    def _read(self, group: str, limit: int) -> list[QueuedEvent]:
+    def _read(self, session: Session | None, group: str, limit: int) -> list[QueuedEvent]:
         self.ensure_group(group)
         solo = self._solo.get(group)
         if solo:
@@ -313,7 +251,7 @@ class RedisStreamsQueue(_Listeners):
         now = time.monotonic()
         if now >= self._next_claim.get(group, 0.0):
             self._next_claim[group] = now + self.settings.claim_interval_s
-            claimed = self._reclaim(group, limit)
+            claimed = self._reclaim(session, group, limit)
             if claimed:
                 return claimed
             if self._solo.get(group):
@@ -327,7 +265,7 @@ class RedisStreamsQueue(_Listeners):
             entries.extend(items)
         return [_event(entry_id, fields) for entry_id, fields in entries]
 
-    def _reclaim(self, group: str, limit: int) -> list[QueuedEvent]:
+    def _reclaim(self, session: Session | None, group: str, limit: int) -> list[QueuedEvent]:
         """Take over records idle past ``claim_idle_s``; bury the ones past ``max_deliveries``,
         queue for solo retry the ones past ``solo_after_deliveries``, return the rest."""
         cfg = self.settings
@@ -348,7 +286,9 @@ class RedisStreamsQueue(_Listeners):
         for (entry_id, fields), sid in zip(entries, ids, strict=True):
             deliveries = counts.get(sid, 1)
             if deliveries > cfg.max_deliveries:
-                self._move_to_dead(group, sid, deliveries, errors.get(sid), me)
+                letter = self._move_to_dead(group, sid, deliveries, errors.get(sid), me)
+                if letter is not None and session is not None:
+                    record_dead_letter(session, letter)
             elif deliveries >= cfg.solo_after_deliveries:
                 self._solo.setdefault(group, []).append(_event(entry_id, fields))
             else:
@@ -389,17 +329,22 @@ class RedisStreamsQueue(_Listeners):
 
     def _move_to_dead(
         self, group: str, stream_id: str, deliveries: int, error: str | None, consumer: str
-    ) -> None:
+    ) -> DeadLetter | None:
+        """Bury ``stream_id``; the dead letter, or None when it was not pending any more."""
         reason = error or f"not acknowledged after {deliveries - 1} deliveries"
-        self._bury(
+        dead_id = self._bury(
             keys=[self.stream, self.settings.dead_letter_stream],
             args=[group, stream_id, deliveries - 1, reason, consumer, _now_iso()],
         )
         self.redis.hdel(self._errors_key(), stream_id)
+        if dead_id is None:
+            return None
         log.error(
             "record moved to the dead-letter stream",
             extra={"stream_id": stream_id, "deliveries": deliveries - 1, "error": reason},
         )
+        rows: Any = self.redis.xrange(self.settings.dead_letter_stream, dead_id, dead_id)
+        return _dead_letter(rows[0][0], rows[0][1]) if rows else None
 
     def ack(self, session: Session, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
         """Nothing inside the transaction: the XACK follows the commit (``acknowledged``)."""
@@ -501,12 +446,26 @@ class RedisStreamsQueue(_Listeners):
             start = "(" + _text(rows[-1][0])
         return out
 
+    def dead_letter(self, dead_id: str, *, tenant_id: str | None) -> DeadLetter:
+        """One dead letter (``tenant_id``'s only, if given); NotFoundError otherwise."""
+        try:
+            rows: Any = self.redis.xrange(self.settings.dead_letter_stream, dead_id, dead_id)
+        except redis.exceptions.ResponseError as exc:
+            if "Invalid stream ID" in str(exc):
+                raise NotFoundError(f"no dead letter {dead_id!r}") from exc
+            raise
+        letter = _dead_letter(rows[0][0], rows[0][1]) if rows else None
+        if letter is None or (tenant_id is not None and letter.tenant_id != tenant_id):
+            raise NotFoundError(f"no dead letter {dead_id!r}")
+        return letter
+
     def replay_dead_letter(self, dead_id: str, *, tenant_id: str | None) -> str:
         """Put a dead letter back on the stream (same identity); return its new stream id."""
+        marker = f"{self.settings.dead_letter_stream}:replayed:{dead_id}"
         try:
             new_id = self._replay(
-                keys=[self.settings.dead_letter_stream, self.stream],
-                args=[dead_id, tenant_id or ""],
+                keys=[self.settings.dead_letter_stream, self.stream, marker],
+                args=[dead_id, tenant_id or "", CHUNK_TOKEN_TTL_S],
             )
         except redis.exceptions.ResponseError as exc:
             if "Invalid stream ID" in str(exc):

@@ -2,7 +2,11 @@
 
 Domains register probes on the runtime (``runtime.extras["health_probes"]``: name → callable
 returning a dict with ``ok: bool`` plus details); ready fails when a probe marked ``critical``
-fails.
+fails, and :func:`down` names each failed dependency ("database", "queue") with the reason.
+
+Probes are bounded in time: the database engine connects with a timeout
+(:mod:`vigil.store.engine`) and the Redis client with its socket timeouts, so a readiness probe
+answers 503 promptly instead of hanging while a dependency is unreachable.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ def register_probe(runtime: Runtime, probe: Probe) -> None:
     runtime.extras.setdefault("health_probes", []).append(probe)
 
 
+#: The probe of the service database (the queue's own probe is "queue", from ingest).
+DATABASE = "database"
+
+
 def storage_probe(runtime: Runtime) -> dict[str, Any]:
     started = time.perf_counter()
     with runtime.engine.connect() as conn:
@@ -51,7 +59,7 @@ def _run(probe: Probe, runtime: Runtime) -> dict[str, Any]:
 
 def probes(runtime: Runtime) -> list[Probe]:
     registered: list[Probe] = list(runtime.extras.get("health_probes", []))
-    return [Probe("storage", storage_probe), *registered]
+    return [Probe(DATABASE, storage_probe), *registered]
 
 
 def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
@@ -64,6 +72,16 @@ def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         checks[probe.name] = result
         ok = ok and bool(result["ok"])
     return ok, checks
+
+
+def down(checks: dict[str, Any]) -> dict[str, str]:
+    """Dependency → why it is not usable, for every failed check (an empty dict when all are
+    fine)."""
+    return {
+        name: str(result.get("error") or "not usable")
+        for name, result in checks.items()
+        if isinstance(result, dict) and "ok" in result and not result["ok"]
+    }
 
 
 def deep(runtime: Runtime) -> tuple[bool, dict[str, Any]]:

@@ -1,6 +1,9 @@
 """Health endpoints and ``/metrics``; unauthenticated by design (probes and scrapers).
 
-``/health/deep`` reveals internals (queue depth, worker errors), so it needs ``queue:read``.
+``/health/live`` never touches a dependency (a database outage must not get replicas
+restarted); ``/health/ready`` answers 503 with ``Retry-After`` and ``down`` naming each unusable
+dependency and why. ``/health/deep`` reveals internals (queue depth, worker errors), so it needs
+``queue:read``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil.api.deps import get_runtime, require
+from vigil.api.problems import OUTAGE_RETRY_AFTER_S
 from vigil.identity.principal import Permission, Principal
 from vigil.obs import health
 from vigil.obs.metrics import REGISTRY
@@ -27,14 +31,20 @@ def live() -> dict[str, Any]:
 @router.get("/health/ready", summary="Storage and queue are usable (503 otherwise)")
 def ready(request: Request) -> Response:
     ok, checks = health.readiness(get_runtime(request))
-    body = {"status": "ok" if ok else "unavailable", "checks": checks}
-    return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    headers = {"Cache-Control": "no-store"}
+    if not ok:
+        body["down"] = health.down(checks)
+        headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_S)
+    return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
 
 
 @router.get("/health/deep", summary="Storage, queue depth and lag, rule engine, disk, workers")
 def deep(request: Request, _p: Principal = Depends(require(Permission.QUEUE_READ))) -> Response:
     ok, checks = health.deep(get_runtime(request))
-    body = {"status": "ok" if ok else "degraded", "checks": checks}
+    body: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": checks}
+    if not ok:
+        body["down"] = health.down(checks)
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 

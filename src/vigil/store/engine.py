@@ -1,7 +1,12 @@
 """Engines and sessions built from :class:`vigil.config.Settings`.
 
 SQLite (the embedded deployment) gets WAL journaling, foreign keys, ``synchronous=NORMAL`` and a
-busy timeout on every connection; PostgreSQL gets a pre-ping pool.
+busy timeout on every connection; PostgreSQL gets a pre-ping pool and a connect timeout.
+
+PostgreSQL outages: while the server is down, checking out a connection fails at once
+(refused) or after ``PG_CONNECT_TIMEOUT_S`` (unreachable host) with an ``OperationalError``,
+which the API answers as 503. When it comes back nothing needs restarting: the pre-ping finds
+the pooled connections the restart broke, the pool invalidates them and opens new ones.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from vigil.config import Settings
 from vigil.errors import ConfigurationError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: libpq's connect_timeout (seconds) unless the URL sets one: an unreachable database must turn
+#: into a prompt 503 and a failed readiness probe, not a request hanging on TCP retries.
+PG_CONNECT_TIMEOUT_S = 5
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,6 +53,10 @@ def create_engine_for(database_url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if "connect_timeout" not in url.query:
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+        kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
 
 
