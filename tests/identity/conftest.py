@@ -1,4 +1,5 @@
-"""Identity fixtures: a migrated database (SQLite and PostgreSQL) with an initialised ledger."""
+"""Identity fixtures: a migrated database (SQLite and PostgreSQL) with an initialised ledger, and
+the shared Redis (its URL, failing clearly when it is down)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +16,8 @@ from vigil.identity.models import Tenant
 from vigil.ledger import service as ledger
 from vigil.store import session_factory, session_scope
 from vigil.store.tenancy import system_session, tenant_session
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
@@ -57,3 +61,15 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     light = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
     monkeypatch.setattr(credentials, "_HASHER", light)
     monkeypatch.setattr(credentials, "_DUMMY_HASH", light.hash("dummy"))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}", pytrace=False)
+    finally:
+        client.close()
+    return REDIS_URL

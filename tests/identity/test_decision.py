@@ -85,6 +85,53 @@ def test_allow_rule_grants_conditionally_by_team_tags_and_owner() -> None:
     assert not decide(VIEWER, "users:manage", [rule], resource=mine).allowed
 
 
+def test_team_sees_only_its_tag_through_not_tags() -> None:
+    rule = Rule(
+        name="soc-only-soc",
+        effect=Effect.DENY,
+        permissions=("alerts:*",),
+        subject={"teams": ["soc"]},
+        resource={"types": ["alert"], "not_tags": ["team:soc"]},
+    )
+    ours = {"tenant_id": "t1", "type": "alert", "tags": ["x", "team:soc"]}
+    other = {"tenant_id": "t1", "type": "alert", "tags": ["team:ir"]}
+    assert decide(VIEWER, "alerts:read", [rule], resource=ours).allowed
+    assert not decide(VIEWER, "alerts:read", [rule], resource=other).allowed
+    assert decide(ANALYST, "alerts:read", [rule], resource=other).allowed  # another team
+    assert decide(VIEWER, "alerts:read", [rule]).allowed  # route level: no resource
+
+
+@pytest.mark.parametrize(
+    ("owner", "mine"),
+    [
+        ("u2", True),
+        ("user:u2", True),
+        (" Viewer@Acme.Test ", True),
+        ("u20", False),
+        ("user:u9", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_owner_names_the_user_by_id_actor_or_email(owner: str | None, mine: bool) -> None:
+    viewer = Principal(
+        tenant_id="t1",
+        subject_id="k1",
+        kind="key",
+        roles=VIEWER.roles,
+        permissions=VIEWER.permissions,
+        attributes={"user_id": "u2", "email": "viewer@acme.test"},
+    )
+    rule = Rule(
+        name="not-others",
+        effect=Effect.DENY,
+        permissions=("alerts:read",),
+        resource={"owner": "other"},
+    )
+    resource = {"tenant_id": "t1", "owner": owner}
+    assert decide(viewer, "alerts:read", [rule], resource=resource).allowed is mine
+
+
 @pytest.mark.parametrize(
     ("env", "address", "when", "denied"),
     [

@@ -8,13 +8,9 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
-import redis
 
 from tests.support.identity import bootstrap, create_key
 from tests.support.server import VigilServer
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _limited_env(requests: int) -> dict[str, str]:
@@ -60,18 +56,6 @@ def test_tenant_setting_overrides_the_default(tmp_path: Path) -> None:
         assert statuses[-1] == 429
     finally:
         server.stop()
-
-
-@pytest.fixture
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}", pytrace=False)
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 def test_limit_holds_across_two_servers_sharing_redis(tmp_path: Path, redis_url: str) -> None:

@@ -61,7 +61,8 @@ def _unsigned(claims: dict[str, object]) -> str:
         ("wrong audience", _sign(_claims(aud="someone-else"))),
         ("wrong issuer", _sign(_claims(iss="evil"))),
         ("expired", _sign(_claims(exp=int(time.time()) - 60))),
-        ("not yet valid", _sign(_claims(nbf=int(time.time()) + 600))),
+        # Far ahead: the parameters are made at collection, maybe long before the test runs.
+        ("not yet valid", _sign(_claims(nbf=int(time.time()) + 86400))),
         ("refresh type", _sign(_claims(typ="refresh"))),
         ("plain jwt header", _sign(_claims(), typ="JWT")),
         ("missing sid", _sign(_claims(sid=None))),

@@ -182,6 +182,8 @@ class BulkOutcome(StrEnum):
     UNCHANGED = "unchanged"
     NOT_FOUND = "not_found"
     INVALID_TRANSITION = "invalid_transition"
+    FORBIDDEN = "forbidden"
+    """The tenant's access rules deny this change on this alert."""
 
 
 class BulkItemResult(BaseModel):

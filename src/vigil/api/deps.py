@@ -8,9 +8,9 @@ only see the caller's tenant with ``Depends(tenant_db)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -21,6 +21,8 @@ from vigil.store.tenancy import tenant_session
 
 if TYPE_CHECKING:
     from vigil.runtime import Runtime
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,20 @@ class Authorizer(Protocol):
         resource: Mapping[str, Any] | None = None,
         request: RequestInfo | None = None,
     ) -> None:
-        """Return if allowed; raise :class:`vigil.errors.PermissionDeniedError` otherwise."""
+        """Return if allowed; raise :class:`vigil.errors.PermissionDeniedError` otherwise (and
+        record the denial)."""
+        ...
+
+    def allows(
+        self,
+        principal: Principal,
+        permission: str,
+        *,
+        resource: Mapping[str, Any] | None = None,
+        request: RequestInfo | None = None,
+    ) -> bool:
+        """The same decision without recording a denial: for hiding the items of a list the
+        caller may not see (a list is not an attempt on each item)."""
         ...
 
 
@@ -62,6 +77,17 @@ class DenyAllAuthenticator:
 class RoleAuthorizer:
     """Plain RBAC: allowed when the principal holds the permission."""
 
+    def allows(
+        self,
+        principal: Principal,
+        permission: str,
+        *,
+        resource: Mapping[str, Any] | None = None,
+        request: RequestInfo | None = None,
+    ) -> bool:
+        tenant = resource.get("tenant_id") if resource is not None else None
+        return principal.has(permission) and tenant in (None, principal.tenant_id)
+
     def authorize(
         self,
         principal: Principal,
@@ -70,7 +96,7 @@ class RoleAuthorizer:
         resource: Mapping[str, Any] | None = None,
         request: RequestInfo | None = None,
     ) -> None:
-        if not principal.has(permission):
+        if not self.allows(principal, permission, resource=resource, request=request):
             raise PermissionDeniedError(f"missing permission {permission}")
 
 
@@ -122,10 +148,63 @@ def require(permission: str) -> Callable[..., Principal]:
 def authorize_resource(
     request: Request, principal: Principal, permission: str, resource: Mapping[str, Any]
 ) -> None:
-    """Attribute-based check against one loaded object (tenant, severity, tags, owner...)."""
+    """Attribute-based check against one loaded object (tenant, severity, tags, owner...):
+    raises :class:`vigil.errors.PermissionDeniedError` (403) and records the denial."""
     get_runtime(request).authorizer.authorize(
         principal, permission, resource=resource, request=request_info(request)
     )
+
+
+Resources = Callable[[Sequence[T]], Sequence[Mapping[str, Any]]]
+"""The attributes of each item of a list (in order), computed for the whole list at once."""
+
+
+def visible(
+    request: Request,
+    principal: Principal,
+    permission: str,
+    items: Sequence[T],
+    resources: Resources[T],
+) -> list[T]:
+    """The items of a list the caller may see under ``permission``; the others are left out
+    silently (a list is not an attempt on each of its items, so nothing is recorded)."""
+    if not items:
+        return []
+    authorizer = get_runtime(request).authorizer
+    info = request_info(request)
+    return [
+        item
+        for item, resource in zip(items, resources(items), strict=True)
+        if authorizer.allows(principal, permission, resource=resource, request=info)
+    ]
+
+
+#: Extra page fetches a filtered list may make to fill a page before answering a short one.
+FILL_ROUNDS = 5
+
+
+def visible_page(
+    request: Request,
+    principal: Principal,
+    permission: str,
+    *,
+    fetch: Callable[[str | None, int], tuple[Sequence[T], str | None]],
+    resources: Resources[T],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[T], str | None]:
+    """A cursor page of up to ``limit`` items the caller may see. ``fetch(cursor, n)`` returns
+    up to ``n`` rows after ``cursor`` and the cursor after them; rows the access rules hide are
+    dropped and more are fetched (asking only for what is missing, so nothing is skipped) until
+    the page is full, the list ends, or :data:`FILL_ROUNDS` more fetches were made: then the page
+    is short, and its cursor still continues right after the last row looked at."""
+    items: list[T] = []
+    for _round in range(FILL_ROUNDS + 1):
+        rows, cursor = fetch(cursor, limit - len(items))
+        items += visible(request, principal, permission, rows, resources)
+        if cursor is None or len(items) >= limit:
+            break
+    return items, cursor
 
 
 def tenant_db(

@@ -4,6 +4,11 @@ Every command reads ``VIGIL_HOME`` / ``VIGIL_DATABASE_URL`` like the server, app
 migrations first, and records what it does in the audit ledger (actor ``system:cli``). Secrets
 (generated passwords, API keys) are printed exactly once; ``--json`` prints one JSON object for
 scripts.
+
+Revocations (keys revoked, users disabled or re-roled, passwords reset) reach running servers
+within about a second through the revocation epoch they poll
+(:mod:`vigil.identity.revocations`); with a ``redis://`` ``VIGIL_QUEUE_URL`` they are also
+broadcast to the replicas at once.
 """
 
 from __future__ import annotations
@@ -60,12 +65,24 @@ def cli_session(*, tenant_name: str | None = None) -> Iterator[tuple[Session, st
             session.info[UNSCOPED_KEY] = True
         yield session, tenant_id
         session.commit()
+        _broadcast(session, settings.queue_url)
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
         engine.dispose()
+
+
+def _broadcast(session: Session, queue_url: str | None) -> None:
+    """Tell replicas listening on Redis what this command revoked (the epoch covers the rest)."""
+    from vigil.identity.revocations import pending, publish_pending
+
+    url = queue_url or ""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        publish_pending(session, url)
+    else:
+        pending(session)
 
 
 def run(action: Callable[[], T]) -> T:
@@ -263,8 +280,7 @@ def keys_revoke(
     tenant: TenantOpt,
     key_id: Annotated[str, typer.Argument(help="Key id (see `vigil keys list`).")],
 ) -> None:
-    """Revoke a key at once (a running server stops accepting it within its cache TTL; through
-    the API, revocation is immediate)."""
+    """Revoke a key at once (running servers stop accepting it within about a second)."""
     from vigil.identity import apikeys
 
     with cli_session(tenant_name=tenant) as (session, _):
@@ -276,10 +292,29 @@ def keys_revoke(
     typer.echo(f"revoked {key_id}")
 
 
+def users_unlock(
+    email: Annotated[str, typer.Argument(help="The user's email address.")],
+    tenant: TenantOpt,
+) -> None:
+    """Clear a user's failed logins and sign-in back-off; a locked user becomes active again
+    (a disabled one stays disabled: use `vigil users enable`)."""
+    from vigil.identity import service, sessions
+
+    with cli_session(tenant_name=tenant) as (session, tenant_id):
+        assert tenant_id is not None
+        user = service.find_user(session, tenant_id=tenant_id, email=email)
+        if user is None:
+            fail(f"no user {email!r} in this tenant")
+        run(lambda: sessions.unlock_user(session, user=user, actor=CLI_ACTOR))
+        typer.echo(f"{user.email}: unlocked, status {user.status}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the identity command groups to the top-level CLI."""
     app.add_typer(admin_app, name="admin")
     app.add_typer(keys_app, name="keys")
     from vigil.cli.identity_users import users_app
 
+    # `users unlock` lives here (vigil.cli.identity_users holds the other user commands).
+    users_app.command("unlock")(users_unlock)
     app.add_typer(users_app, name="users")

@@ -5,7 +5,8 @@ Verified keys are cached for a short while (``identity.key_cache_ttl_s``) so a r
 hash and a dict look-up. Revocation, rotation and role changes publish an :class:`Invalidation`
 on the runtime's :class:`RevocationBus`; the in-process bus drops the affected entries at once,
 and a bus that crosses processes (Redis pub/sub, :mod:`vigil.identity.broadcast`) does the same
-on every replica.
+on every replica. Changes made outside the serving process (the CLI) reach it through the
+revocation epoch (:mod:`vigil.identity.revocations`), checked here at most once a second.
 """
 
 from __future__ import annotations
@@ -23,45 +24,12 @@ from vigil.api.deps import RequestInfo
 from vigil.errors import AuthenticationError
 from vigil.identity.apikeys import VerifiedKey, verify_key
 from vigil.identity.credentials import api_key_well_formed, looks_like_api_key, sha256_hex
+from vigil.identity.invalidation import Invalidation as Invalidation  # re-exported
 from vigil.identity.principal import Principal
 from vigil.obs.metrics import AUTH_FAILURES
 from vigil.store.tenancy import system_session
 
 GENERIC_FAILURE = "invalid or missing credentials"
-
-
-@dataclass(frozen=True, slots=True)
-class Invalidation:
-    """What changed: cached credentials matching any of these are dropped."""
-
-    key_ids: tuple[str, ...] = ()
-    user_ids: tuple[str, ...] = ()
-    tenant_ids: tuple[str, ...] = ()
-    session_ids: tuple[str, ...] = ()
-    everything: bool = False
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "key_ids": list(self.key_ids),
-            "user_ids": list(self.user_ids),
-            "tenant_ids": list(self.tenant_ids),
-            "session_ids": list(self.session_ids),
-            "everything": self.everything,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> Invalidation:
-        def strings(name: str) -> tuple[str, ...]:
-            value = data.get(name) or []
-            return tuple(str(v) for v in value) if isinstance(value, list) else ()
-
-        return cls(
-            key_ids=strings("key_ids"),
-            user_ids=strings("user_ids"),
-            tenant_ids=strings("tenant_ids"),
-            session_ids=strings("session_ids"),
-            everything=bool(data.get("everything", False)),
-        )
 
 
 class RevocationBus(Protocol):
@@ -176,6 +144,16 @@ def fail(reason: str) -> AuthenticationError:
     return AuthenticationError(GENERIC_FAILURE)
 
 
+class EpochCheck(Protocol):
+    def due(self) -> bool:
+        """Whether :meth:`check` would look at the database now."""
+        ...
+
+    def check(self) -> None:
+        """Flush the caches if credentials were revoked elsewhere (cheap; never raises)."""
+        ...
+
+
 class IdentityAuthenticator:
     """The runtime's :class:`vigil.api.deps.Authenticator`."""
 
@@ -185,12 +163,16 @@ class IdentityAuthenticator:
         sessions: sessionmaker[Session],
         cache: KeyCache,
         tokens: TokenVerifier | None = None,
+        epoch: EpochCheck | None = None,
     ) -> None:
         self.sessions = sessions
         self.cache = cache
         self.tokens = tokens
+        self.epoch = epoch
 
     def authenticate(self, request: RequestInfo) -> Principal:
+        if self.epoch is not None:
+            self.epoch.check()
         credential = bearer_credential(request.headers)
         if credential is None:
             raise fail("missing")
@@ -203,6 +185,9 @@ class IdentityAuthenticator:
     def cached(self, headers: Mapping[str, str]) -> Principal | None:
         """The caller when that needs no database look-up (cache hit), else None. Never
         raises: middleware uses it to pick a rate-limit key without blocking the event loop."""
+        if self.epoch is not None and self.epoch.due():
+            # The revocation epoch needs a look-up: let authenticate() (in a thread) do it.
+            return None
         credential = bearer_credential(headers)
         if credential is None:
             return None

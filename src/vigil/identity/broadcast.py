@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from vigil.identity.authn import Invalidation, LocalRevocationBus
+from vigil.identity.authn import LocalRevocationBus
+from vigil.identity.invalidation import Invalidation
 
 log = logging.getLogger("vigil.identity.broadcast")
 
@@ -98,3 +99,20 @@ class RedisRevocationBus(LocalRevocationBus):
             "received": self.received,
             "last_error": self.last_error,
         }
+
+
+def publish_once(url: str, invalidation: Invalidation, *, channel: str = CHANNEL) -> bool:
+    """Send one invalidation from a process that does not serve (the CLI). False when Redis
+    could not be reached: the revocation epoch still reaches every server within a second."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    message = {"origin": f"cli-{uuid.uuid4().hex}", "invalidation": invalidation.to_json()}
+    try:
+        client.publish(channel, orjson.dumps(message))
+        return True
+    except Exception as exc:
+        log.warning("could not broadcast an invalidation: %s", exc)
+        return False
+    finally:
+        client.close()

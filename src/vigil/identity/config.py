@@ -34,6 +34,12 @@ class IdentitySettings(BaseModel):
         "in this process is immediate; other replicas learn it from the revocation broadcast, "
         "at the latest after this long).",
     )
+    revocation_check_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="How often a serving process reads the revocation epoch (one indexed "
+        "look-up) to notice revocations made elsewhere, e.g. by the CLI (0: every request).",
+    )
     key_rotation_grace_s: int = Field(default=86400, ge=0, le=30 * 86400)
     # --- passwords and brute force ----------------------------------------------------------------
     password_min_length: int = Field(default=12, ge=8)

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vigil.identity.authn import IdentityAuthenticator, Invalidation, KeyCache, RevocationBus
+from vigil.identity.authn import IdentityAuthenticator, KeyCache, RevocationBus
 from vigil.identity.config import IdentitySettings
 from vigil.identity.decision import PolicyDecisionPoint
+from vigil.identity.invalidation import Invalidation
 from vigil.identity.mfa import MfaKeys
 from vigil.identity.ratelimit import Limit, RateLimiter
 from vigil.identity.tokens import TokenAuthenticator, TokenSigner

@@ -13,16 +13,19 @@ A request for ``permission`` (optionally on one ``resource``) is decided in this
 Rule conditions (all given parts must hold; within a list, any value matches):
 
 * ``subject``: ``roles`` (any of), ``teams``, ``kinds`` (user, key);
-* ``resource``: ``severities``, ``min_severity``, ``tags`` (any of), ``owner`` ("self" or
-  "other", compared with the caller's user id), ``types``;
+* ``resource``: ``severities``, ``min_severity``, ``tags`` (any of), ``not_tags`` (none of),
+  ``owner`` ("self" or "other": whether the resource's owner or assignee names the caller's
+  user, see :func:`is_owner`), ``types``;
 * ``environment``: ``cidrs`` / ``not_cidrs`` (source address), ``hours_utc`` [start, end)
   and ``weekdays`` (0 = Monday).
 
 A rule with resource conditions only matches where a resource is known (``authorize_resource``
-in a view), never at route level. Decisions are cached per (subject, permission, resource,
-address, minute) for ``decision_cache_ttl_s``; rules are re-read after the same time or at once
-when they change in this process. Every denial is counted and emitted as an ``access_denied``
-security event.
+or ``visible`` in a view), never at route level. Route-level decisions are cached per (subject,
+permission, address, minute) for ``decision_cache_ttl_s``; per-object decisions are evaluated
+each time against the cached rules. Rules are re-read after the same time or at once when they
+change (in this process, or anywhere through the revocation epoch). Every denial through
+``authorize`` is counted and emitted as an ``access_denied`` security event; ``allows`` (list
+filtering) decides without recording.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from vigil.api.deps import RequestInfo
 from vigil.bus.outbox import emit
 from vigil.errors import PermissionDeniedError
 from vigil.events.envelope import EventType, Severity, vigil_event
-from vigil.identity.authn import Invalidation
+from vigil.identity.invalidation import Invalidation
 from vigil.identity.models import AccessRule
 from vigil.identity.principal import Principal
 from vigil.obs.logging import REQUEST_ID
@@ -139,15 +142,26 @@ def resource_matches(rule: Rule, principal: Principal, resource: Mapping[str, An
         str(cond["min_severity"]), 99
     ):
         return False
-    if cond.get("tags") and not _any(cond["tags"], list(resource.get("tags") or [])):
+    tags = list(resource.get("tags") or [])
+    if cond.get("tags") and not _any(cond["tags"], tags):
+        return False
+    # "none of": team X only sees alerts tagged Y = deny team X where not_tags [Y].
+    if cond.get("not_tags") and not set(cond["not_tags"]).isdisjoint(tags):
         return False
     owner = cond.get("owner")
-    if owner:
-        me = principal.attributes.get("user_id")
-        is_mine = me is not None and resource.get("owner") == me
-        if (owner == "self") != is_mine:
-            return False
-    return True
+    return not owner or (owner == "self") == is_owner(principal, resource.get("owner"))
+
+
+def is_owner(principal: Principal, owner: Any) -> bool:
+    """Whether ``owner`` (an alert's assignee, an incident's owner: free text people type)
+    names the caller's user: their id, ``user:<id>`` or their email (any case)."""
+    me = principal.attributes.get("user_id")
+    if me is None or not isinstance(owner, str) or not owner:
+        return False
+    email = principal.attributes.get("email")
+    return owner in (me, f"user:{me}") or (
+        isinstance(email, str) and owner.strip().lower() == email.lower()
+    )
 
 
 def environment_matches(rule: Rule, request: RequestInfo | None, now: datetime) -> bool:
@@ -216,14 +230,6 @@ def decide(
     return Decision(False, f"missing permission {permission}")
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple | set | frozenset):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
 class PolicyDecisionPoint:
     """The runtime's :class:`vigil.api.deps.Authorizer`."""
 
@@ -280,6 +286,16 @@ class PolicyDecisionPoint:
     ) -> Decision:
         if principal.kind == "system":
             return Decision(True, "system")
+        if resource is not None:
+            # Per-object decisions are cheap (rules are cached) and rarely repeat: caching them
+            # would only push the route-level decisions out of the cache.
+            return decide(
+                principal,
+                permission,
+                self.rules_for(principal.tenant_id),
+                resource=resource,
+                request=request,
+            )
         now = time.monotonic()
         key = (
             principal.tenant_id,
@@ -289,7 +305,6 @@ class PolicyDecisionPoint:
             principal.roles,
             principal.attributes.get("team"),
             permission,
-            _freeze(resource) if resource is not None else None,
             request.client_host if request else None,
             int(time.time() // 60),
         )
@@ -311,6 +326,16 @@ class PolicyDecisionPoint:
         return decision
 
     # --- Authorizer -------------------------------------------------------------------------------
+
+    def allows(
+        self,
+        principal: Principal,
+        permission: str,
+        *,
+        resource: Mapping[str, Any] | None = None,
+        request: RequestInfo | None = None,
+    ) -> bool:
+        return self.decide(principal, permission, resource=resource, request=request).allowed
 
     def authorize(
         self,

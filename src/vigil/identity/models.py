@@ -3,6 +3,7 @@
 Migration 0002: tenants, users, custom roles, API keys.
 Migration 0010: sessions and refresh tokens, TOTP enrolments and recovery codes, login throttles,
 attribute-based access rules.
+Migration 0011: the revocation epoch (one row; see :mod:`vigil.identity.revocations`).
 
 Secrets are never stored: API keys and refresh tokens as SHA-256 of the (high-entropy) secret,
 passwords as argon2id, recovery codes as HMAC-SHA-256 with the install's pepper, TOTP seeds
@@ -202,3 +203,14 @@ class AccessRule(TenantScoped, Base):
     priority: Mapped[int] = mapped_column(Integer, nullable=False, default=100)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class IdentityEpoch(Base):
+    """One row (``id`` 1): a counter every credential-revoking transaction moves, so serving
+    processes notice revocations made elsewhere (the CLI) with one cheap look-up a second."""
+
+    __tablename__ = "identity_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

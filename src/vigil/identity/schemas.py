@@ -227,7 +227,10 @@ class ResourceConditions(_Strict):
     types: list[str] | None = Field(default=None, max_length=50)
     severities: list[Literal["critical", "high", "medium", "low", "info"]] | None = None
     min_severity: Literal["critical", "high", "medium", "low", "info"] | None = None
-    tags: list[str] | None = Field(default=None, max_length=100)
+    tags: list[str] | None = Field(default=None, max_length=100, description="Any of these.")
+    not_tags: list[str] | None = Field(
+        default=None, max_length=100, description="None of these (e.g. a team sees only Y)."
+    )
     owner: Literal["self", "other"] | None = None
 
 

@@ -314,6 +314,30 @@ def revoke_user_sessions(
     return ids
 
 
+def unlock_user(session: Session, *, user: User, actor: str) -> User:
+    """An administrator lifts a lockout: the account's failure count and sign-in back-off are
+    cleared and a locked user is active again (a disabled one stays disabled). The source
+    address's counter is left alone: it may be guessing at other accounts."""
+    tenant = session.get(Tenant, user.tenant_id)
+    if tenant is not None:
+        throttle.clear(session, scope=throttle.account_scope(tenant.name, user.email))
+    before = {"status": user.status, "failed_logins": user.failed_logins}
+    user.failed_logins = 0
+    user.locked_until = None
+    if user.status == UserStatus.LOCKED:
+        user.status = UserStatus.ACTIVE
+    user.updated_at = now()
+    record(
+        session,
+        tenant_id=user.tenant_id,
+        actor=actor,
+        action=IdentityAction.USER_UNLOCKED,
+        target=f"user:{user.id}",
+        change={"from": before, "to": {"status": user.status}},
+    )
+    return user
+
+
 __all__ = [
     "GENERIC_FAILURE",
     "LoginContext",
@@ -324,4 +348,5 @@ __all__ = [
     "refresh",
     "revoke_session",
     "revoke_user_sessions",
+    "unlock_user",
 ]

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.api.deps import RequestInfo
 from vigil.errors import AuthenticationError
-from vigil.identity.authn import Invalidation, fail
+from vigil.identity.authn import fail
+from vigil.identity.invalidation import Invalidation
 from vigil.identity.models import AuthSession, Tenant, User, UserStatus
 from vigil.identity.principal import Principal
 from vigil.identity.service import as_utc, now, role_permissions

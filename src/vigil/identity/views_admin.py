@@ -14,8 +14,8 @@ from vigil.api.deps import get_runtime, require, tenant_db
 from vigil.errors import ConflictError, InvalidInputError, NotFoundError
 from vigil.identity import apikeys, mfa, service, sessions
 from vigil.identity.audit import IdentityAction, record
-from vigil.identity.authn import Invalidation
 from vigil.identity.context import identity_of
+from vigil.identity.invalidation import Invalidation
 from vigil.identity.models import AccessRule, ApiKey, TotpEnrolment, User, UserStatus
 from vigil.identity.principal import BUILTIN_ROLES, Permission, Principal
 from vigil.identity.schemas import (
@@ -144,6 +144,18 @@ def update_user(
 def disable_user(request: Request, user_id: str, principal: ManageUsers, db: Db) -> UserRead:
     user = service.get_user(db, user_id=user_id)
     return _apply_user_update(request, db, principal, user, UserUpdate(status=UserStatus.DISABLED))
+
+
+@router.post(
+    "/users/{user_id}/unlock",
+    tags=["users"],
+    summary="Lift a lockout: clear failed logins and back-off; a locked user becomes active",
+)
+def unlock_user(user_id: str, principal: ManageUsers, db: Db) -> UserRead:
+    user = service.get_user(db, user_id=user_id)
+    sessions.unlock_user(db, user=user, actor=principal.actor)
+    db.commit()
+    return _user_reads(db, [user])[0]
 
 
 @router.post(

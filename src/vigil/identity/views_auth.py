@@ -17,9 +17,10 @@ from vigil.api.deps import current_principal, get_runtime, tenant_db
 from vigil.api.problems import problem
 from vigil.errors import InvalidInputError, PermissionDeniedError, VigilError
 from vigil.identity import mfa, service, sessions
-from vigil.identity.authn import Invalidation, fail
+from vigil.identity.authn import fail
 from vigil.identity.context import IdentityServices, identity_of
 from vigil.identity.credentials import verify_password
+from vigil.identity.invalidation import Invalidation
 from vigil.identity.models import AuthSession, User
 from vigil.identity.principal import Principal
 from vigil.identity.schemas import (

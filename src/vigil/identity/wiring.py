@@ -16,6 +16,7 @@ from vigil.identity.decision import PolicyDecisionPoint
 from vigil.identity.mfa import MfaKeys
 from vigil.identity.middleware import RateLimitMiddleware
 from vigil.identity.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from vigil.identity.revocations import EpochWatcher
 from vigil.identity.tokens import TokenAuthenticator, TokenSigner
 
 if TYPE_CHECKING:
@@ -58,11 +59,19 @@ def build_services(runtime: Runtime) -> IdentityServices:
     bus.subscribe(cache.invalidate)
     bus.subscribe(tokens.invalidate)
     bus.subscribe(pdp.invalidate)
+    # Revocations made outside this process (the CLI) flush every local cache within a second.
+    epoch = EpochWatcher(
+        sessions=runtime.sessions,
+        deliver=bus.deliver,
+        interval_s=settings.revocation_check_interval_s,
+    )
     return IdentityServices(
         settings=settings,
         cache=cache,
         bus=bus,
-        authenticator=IdentityAuthenticator(sessions=runtime.sessions, cache=cache, tokens=tokens),
+        authenticator=IdentityAuthenticator(
+            sessions=runtime.sessions, cache=cache, tokens=tokens, epoch=epoch
+        ),
         tokens=tokens,
         signer=signer,
         mfa_keys=MfaKeys.from_install_secret(install_secret(home, "identity", settings.secret)),

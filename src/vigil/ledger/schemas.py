@@ -6,10 +6,10 @@ Hashes travel as standard base64 (as in checkpoints); proofs list their hashes f
 from __future__ import annotations
 
 import base64
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def b64(data: bytes) -> str:
@@ -18,6 +18,15 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text.encode(), validate=True)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+#: A time the API shows with its offset: SQLite hands stored times back naive (they are UTC), and
+#: a time without an offset is not an RFC 3339 ``date-time``.
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class AuditEntryCreate(BaseModel):
@@ -37,7 +46,7 @@ class AuditEntryCreate(BaseModel):
 
 class AuditEntryRead(BaseModel):
     seq: int
-    time: datetime
+    time: UtcTime
     tenant: str
     actor: str
     action: str
@@ -59,7 +68,7 @@ class CheckpointRead(BaseModel):
     root_hash: str
     key_id: str
     note: str = Field(description="The C2SP signed note, verbatim.")
-    created_at: datetime
+    created_at: UtcTime
 
 
 class InclusionProofRead(BaseModel):
@@ -79,8 +88,8 @@ class SigningKeyRead(BaseModel):
     key_id: str
     vkey: str = Field(description="Verifier key: name+id+base64(0x01 || public key).")
     status: str
-    created_at: datetime
-    retired_at: datetime | None = None
+    created_at: UtcTime
+    retired_at: UtcTime | None = None
 
 
 class ArchiveRead(BaseModel):
