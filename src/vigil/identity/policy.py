@@ -98,6 +98,7 @@ ROUTE_POLICY: dict[str, str] = {
     "GET /v1/users/{user_id}": P.USERS_MANAGE,
     "PATCH /v1/users/{user_id}": P.USERS_MANAGE,
     "POST /v1/users/{user_id}/disable": P.USERS_MANAGE,
+    "POST /v1/users/{user_id}/unlock": P.USERS_MANAGE,
     "POST /v1/users/{user_id}/password": P.USERS_MANAGE,
     "DELETE /v1/users/{user_id}/mfa": P.USERS_MANAGE,
     "GET /v1/roles": P.USERS_MANAGE,
