@@ -97,7 +97,13 @@ def start_server(home: Path, rules: Path, worker_mode: str) -> tuple[VigilServer
         home=home,
     )
     key = json.loads(init.stdout)["api_key"]
-    env = {"VIGIL_PIPELINE__WORKER_MODE": worker_mode, "VIGIL_LOG_LEVEL": "warning"}
+    env = {
+        "VIGIL_PIPELINE__WORKER_MODE": worker_mode,
+        "VIGIL_LOG_LEVEL": "warning",
+        # The key's rate limiter stays on (its cost is part of every request) but must not
+        # refuse the benchmark's 50-100 requests/s.
+        "VIGIL_IDENTITY__RATE_LIMIT_REQUESTS": "100000000",
+    }
     server = VigilServer(home, args=["--rules", str(rules)], env=env).start(timeout=180)
     # /health/ready answers before a detection child has loaded its rules; wait for it.
     deadline = time.monotonic() + 180

@@ -32,6 +32,7 @@ TABLES = (
     "alert_detections",
     "alerts",
     "outbox_events",
+    "usage_counters",
 )
 
 

@@ -101,6 +101,15 @@ def test_per_rule_window_and_setting(db: Session, tmp_path) -> None:
     assert [o.outcome for o in long] == [Outcome.CREATED, Outcome.DEDUPLICATED]
 
 
+def test_folds_count_when_a_later_detection_of_the_batch_opens_a_new_alert(db: Session) -> None:
+    [first] = record(db, [detection()])
+    later = [detection(at=T0 + timedelta(minutes=1)), detection(at=T0 + timedelta(hours=3))]
+    out = record(db, later)
+    assert [o.outcome for o in out] == [Outcome.DEDUPLICATED, Outcome.CREATED]
+    counts = {a.id: a.count for a in _alerts(db)}
+    assert counts == {first.alert_id: 2, out[1].alert_id: 1}
+
+
 def test_closed_alerts_do_not_absorb(db: Session) -> None:
     first = record(db, [detection(at=T0)])[0]
     alert = db.get(Alert, first.alert_id)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.errors import QuotaExceededError
 from vigil.metering.models import UsageCounter
-from vigil.metering.service import BufferedMeter, QuotaSource, day_start
+from vigil.metering.service import BufferedMeter, QuotaSource, count_committed, day_start
 from vigil.metering.usage import Granularity, forecast, linear_trend, to_csv, usage_rows
 from vigil.store import session_factory, session_scope
 from vigil.store.tenancy import tenant_session
@@ -102,6 +102,32 @@ def test_failed_flush_keeps_the_counts(factory: sessionmaker[Session]) -> None:
     broken.sessions = factory  # storage is back
     assert broken.flush() == 1
     assert broken.pending() == {}
+
+
+def test_committed_counts_share_rows_with_the_meter_and_follow_the_transaction(
+    factory: sessionmaker[Session],
+) -> None:
+    clock = Clock(T0)
+    meter = _meter(factory, clock, {"t1": {"alerts": 10}})
+    meter.add("t1", "alerts", 2)
+    meter.flush()
+    at = datetime.fromtimestamp(T0 + 60, UTC)
+    with factory() as s:
+        count_committed(s, counts={("t1", "alerts"): 3, ("t1", "detections"): 4}, now=at)
+        s.commit()
+        count_committed(s, counts={("t1", "alerts"): 100}, now=at)
+        s.rollback()  # work that never happened counts nothing
+        count_committed(s, counts={("t2", "alerts"): 1, ("t2", "detections"): 0}, now=at)
+        s.commit()
+    meter.add("t1", "alerts", 1)
+    meter.flush()
+    with session_scope(factory) as s:
+        rows = {(r.tenant_id, r.metric): r.value for r in s.execute(select(UsageCounter)).scalars()}
+    # one row per tenant, metric and hour, whoever counted
+    assert rows == {("t1", "alerts"): 6, ("t1", "detections"): 4, ("t2", "alerts"): 1}
+    assert meter.used_today("t1", "alerts") == 6
+    with pytest.raises(QuotaExceededError):
+        meter.check_quota("t1", "alerts", 5)
 
 
 def test_usage_rows_csv_and_tenant_scope(factory: sessionmaker[Session]) -> None:

@@ -132,6 +132,8 @@ def bounded_context(
     Long strings are cut to ``value_max_chars``; fields are kept in their order until the budget
     is spent, and ``"_truncated"`` names how many were left out.
     """
+    if _fits_as_is(fields, max_bytes=max_bytes, value_max_chars=value_max_chars):
+        return dict(fields)
     out: dict[str, Any] = {}
     used = 2
     dropped = 0
@@ -148,9 +150,32 @@ def bounded_context(
     return out
 
 
+_SCALARS = (str, int, float, bool, type(None))
+_I64, _U64 = -(2**63), 2**64
+
+
+def _fits_as_is(fields: Mapping[str, Any], *, max_bytes: int, value_max_chars: int) -> bool:
+    """The common event: flat scalar fields, no long string, small enough. The field-by-field
+    walk below would keep every field unchanged, so one encoding of the whole decides (the walk
+    counts ``len(json) + 1`` bytes for a complete object, against a budget of ``max_bytes - 32``).
+    """
+    for key, value in fields.items():
+        if type(key) is not str or type(value) not in _SCALARS:
+            return False
+        if type(value) is str and len(value) > value_max_chars:
+            return False
+    try:
+        encoded = orjson.dumps(fields)
+    except TypeError:  # an integer beyond 64 bits: the walk turns it into text
+        return False
+    return len(encoded) + 1 <= max_bytes - 32
+
+
 def _json_safe(value: Any, limit: int) -> Any:
     if isinstance(value, str):
         return value if len(value) <= limit else value[:limit] + "…"
+    if isinstance(value, int) and not isinstance(value, bool) and not _I64 <= value < _U64:
+        return str(value)  # beyond what JSON encoders (orjson) and most readers take
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple):

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, select, update
+import orjson
+from sqlalchemy import JSON, Table, bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from vigil.alerts.aftercommit import after_commit
@@ -38,6 +40,7 @@ from vigil.alerts.states import OPEN_STATUSES, AlertStatus
 from vigil.alerts.types import UtcDateTime, as_utc, insert_rows, lock_keys, table_of
 from vigil.bus.outbox import emit_many
 from vigil.events.envelope import SecurityEvent, Severity
+from vigil.metering.service import count_committed
 from vigil.obs.metrics import ALERTS_DEDUPLICATED, ALERTS_RAISED
 
 if TYPE_CHECKING:
@@ -224,6 +227,9 @@ def record_detections(
         fingerprints = {fp for _, _, _, fp, _ in fresh}
         lock_keys(session, "alert", fingerprints)
         slots = _open_slots(session, fingerprints, earliest=earliest)
+    # Kept apart: a detection outside an open alert's window replaces that alert in ``slots``
+    # with a new one, and detections folded into the open alert before must still count.
+    opened_before = list(slots.values())
 
     outcomes: dict[int, RecordedDetection] = {}
     links: list[dict[str, Any]] = []
@@ -269,7 +275,7 @@ def record_detections(
     for slot in created:
         slot.row.update(count=slot.added, first_seen=slot.first_seen, last_seen=slot.last_seen)
         new_rows.append(slot.row)
-    folded = [s for s in slots.values() if not s.is_new and s.added]
+    folded = [s for s in opened_before if s.added]
     _write(session, new_rows=new_rows, folded=folded, links=links, now=now)
 
     summaries = [_summary(row) for row in new_rows]
@@ -287,6 +293,16 @@ def record_detections(
             now=now,
             settings=incident_cfg,
         )
+
+    if settings is None or settings.metering.enabled:
+        # Usage follows the transaction: counted if and only if these alerts commit.
+        usage = Counter(
+            (o.tenant_id, "detections")
+            for o in outcomes.values()
+            if o.outcome is not Outcome.DUPLICATE
+        )
+        usage.update((row["tenant_id"], "alerts") for row in new_rows)
+        count_committed(session, counts=usage, now=now)
 
     raised = Counter(row["severity"] for row in new_rows)
     deduplicated = sum(1 for o in outcomes.values() if o.outcome is Outcome.DEDUPLICATED)
@@ -311,6 +327,63 @@ def record_detections(
     return result
 
 
+@cache
+def _sqlite_insert(
+    table: Table, keys: tuple[str, ...]
+) -> tuple[str, list[Callable[[Any], Any] | None]]:
+    """The driver-level INSERT of ``keys`` into ``table`` and the encoder of each key (None:
+    bound as it is), giving the values SQLAlchemy would bind on SQLite: JSON as text, UTC times
+    as the naive ISO text :class:`vigil.alerts.types.UtcDateTime` stores (sortable)."""
+    encoders: list[Callable[[Any], Any] | None] = []
+    for key in keys:
+        column_type = table.c[key].type
+        if isinstance(column_type, UtcDateTime):
+            encoders.append(_sqlite_time)
+        elif isinstance(column_type, JSON):
+            encoders.append(_json_text)
+        else:
+            encoders.append(None)
+    sql = f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({', '.join('?' for _ in keys)})"
+    return sql, encoders
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+
+
+def _json_text(value: Any) -> str:
+    # The JSON columns hold strings and bounded_context's output, which orjson always encodes.
+    return orjson.dumps(value).decode()
+
+
+def _insert(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """:func:`vigil.alerts.types.insert_rows`, except on SQLite: there one ``executemany`` on the
+    driver with values encoded here, a column at a time, because SQLAlchemy's per-value bind
+    processing (stdlib JSON, datetime formatting) was the largest part of writing a new alert.
+    The rows share their keys."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "sqlite":
+        insert_rows(session, model, rows)
+        return
+    session.flush()
+    keys = tuple(rows[0])
+    sql, encoders = _sqlite_insert(table_of(model), keys)
+    columns = []
+    for key, encode in zip(keys, encoders, strict=True):
+        values = [row[key] for row in rows]
+        columns.append(values if encode is None else list(map(encode, values)))
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, list(zip(*columns, strict=True)))
+    finally:
+        cursor.close()
+
+
 def _write(
     session: Session,
     *,
@@ -320,7 +393,7 @@ def _write(
     now: datetime,
 ) -> None:
     """Bulk statements on the session's connection (Core: no per-row ORM bookkeeping)."""
-    insert_rows(session, Alert, new_rows)
+    _insert(session, Alert, new_rows)
     conn = session.connection()
     alerts = table_of(Alert)
     if folded:
@@ -351,4 +424,4 @@ def _write(
                 for s in folded
             ],
         )
-    insert_rows(session, AlertDetection, links)
+    _insert(session, AlertDetection, links)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +31,8 @@ from vigil.store.tenancy import system_session
 log = logging.getLogger("vigil.metering")
 
 HOUR = 3600
+#: How SQLAlchemy writes a DateTime on SQLite.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 DAY = 86400
 #: Metrics with a daily quota, and the words the API uses for them.
 QUOTA_METRICS = ("events", "event_bytes", "api_calls", "detections", "alerts", "notifications")
@@ -57,6 +59,45 @@ def _upsert(session: Session, rows: list[dict[str, object]]) -> None:
         set_={"value": UsageCounter.value + stmt.excluded.value},
     )
     session.execute(stmt)
+
+
+def count_committed(
+    session: Session, *, counts: Mapping[tuple[str, str], int], now: datetime
+) -> None:
+    """Add ``{(tenant, metric): amount}`` to the hour of ``now`` inside the caller's transaction.
+
+    For counts that must follow a transaction exactly: detections and alerts are recorded by the
+    detection worker (often a child process, which has no meter), and counted this way they
+    exist if and only if the alerts commit; a redelivered batch that records nothing counts
+    nothing. One upsert per call. Rows go in key order, the order a flush locks them in, so a
+    worker and a flushing replica never deadlock on PostgreSQL.
+    """
+    hour = hour_start(now.timestamp())
+    rows = [
+        {"tenant_id": tenant, "metric": metric, "dimension": "", "hour": hour, "value": amount}
+        for (tenant, metric), amount in sorted(counts.items())
+        if amount > 0
+    ]
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        # On the driver: SQLAlchemy's upsert costs the worker's transaction ~0.5-1 ms more.
+        # ``hour`` in the text form SQLAlchemy writes (so flushes hit the same rows).
+        cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                "INSERT INTO usage_counters (tenant_id, metric, dimension, hour, value) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, metric, dimension, hour) "
+                "DO UPDATE SET value = value + excluded.value",
+                [
+                    (r["tenant_id"], r["metric"], "", hour.strftime(_SQLITE_DATETIME), r["value"])
+                    for r in rows
+                ],
+            )
+        finally:
+            cursor.close()
+        return
+    _upsert(session, rows)
 
 
 def day_total(session: Session, *, tenant_id: str, metric: str, day: datetime) -> int:
