@@ -389,6 +389,44 @@ def test_bury_and_replay_retried_after_a_lost_reply_act_once(
     assert entries[-1][0].decode() == new_id
 
 
+def test_records_waiting_for_their_solo_retry_are_not_taken_over(
+    streams: StreamNames, redis_client: redis.Redis
+) -> None:
+    """After an outage failed a batch, its records come back one at a time (solo retry). Those
+    still waiting must not look idle to the other workers: a take-over would count one more
+    delivery each and bury them although nothing is wrong with them."""
+    dead_stream = f"{streams.prefix}:events:dead"
+    settings = RedisQueueSettings(
+        stream=streams.stream,
+        dead_letter_stream=dead_stream,
+        block_ms=10,
+        claim_idle_s=2.0,
+        claim_interval_s=0.01,
+        solo_after_deliveries=2,
+        max_deliveries=2,
+    )
+    first = RedisStreamsQueue(REDIS_URL, settings, name="first")
+    other = RedisStreamsQueue(REDIS_URL, settings, name="other")
+    no_session: Any = None
+    done: list[str] = []
+    try:
+        first.publish("t1", [QueueRecord(f"r{n}", b"{}") for n in range(4)])
+        failed = first.read(no_session, consumer="detection", limit=10)
+        assert len(failed) == 4  # delivered once and failed (the database went away)
+        time.sleep(2.2)  # idle past claim_idle_s: the next read takes them over (2nd delivery)
+        while len(done) < 4:
+            (record,) = first.read(no_session, consumer="detection", limit=10)
+            time.sleep(0.8)  # processing one record alone, meanwhile the other worker looks
+            assert other.read(no_session, consumer="detection", limit=10) == []
+            first.acknowledged(consumer="detection", batch=[record])
+            done.append(str(record.event_id))
+    finally:
+        first.close()
+        other.close()
+    assert done == ["r0", "r1", "r2", "r3"]
+    assert redis_client.xlen(dead_stream) == 0
+
+
 def test_redis_cut_and_restored_mid_stream(
     tmp_path: Path,
     pg_schema_url: str,

@@ -245,9 +245,8 @@ class RedisStreamsQueue(_Listeners):
 
     def _read(self, session: Session | None, group: str, limit: int) -> list[QueuedEvent]:
         self.ensure_group(group)
-        solo = self._solo.get(group)
-        if solo:
-            return [solo.pop(0)]
+        if self._solo.get(group):
+            return [self._next_solo(group)]
         now = time.monotonic()
         if now >= self._next_claim.get(group, 0.0):
             self._next_claim[group] = now + self.settings.claim_interval_s
@@ -255,7 +254,7 @@ class RedisStreamsQueue(_Listeners):
             if claimed:
                 return claimed
             if self._solo.get(group):
-                return [self._solo[group].pop(0)]
+                return [self._next_solo(group)]
         block = self.settings.block_ms or None
         response = self.redis.xreadgroup(
             group, self.consumer_name, {self.stream: ">"}, count=limit, block=block
@@ -264,6 +263,24 @@ class RedisStreamsQueue(_Listeners):
         for _stream, items in _stream_items(response):
             entries.extend(items)
         return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    def _next_solo(self, group: str) -> StreamEvent:
+        """The next record to retry alone. The others were taken over together with it and wait
+        their turn; left idle they would be taken over again (counting one more delivery each,
+        towards the dead-letter stream) before it comes. ``XCLAIM … JUSTID`` resets their idle
+        time without counting a delivery."""
+        waiting = self._solo[group]
+        event = waiting.pop(0)
+        if waiting:
+            self.redis.xclaim(
+                self.stream,
+                group,
+                self.consumer_name,
+                0,
+                [e.stream_id for e in waiting],
+                justid=True,
+            )
+        return event
 
     def _reclaim(self, session: Session | None, group: str, limit: int) -> list[QueuedEvent]:
         """Take over records idle past ``claim_idle_s``; bury the ones past ``max_deliveries``,
