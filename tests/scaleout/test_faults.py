@@ -317,6 +317,14 @@ def assert_recovered(
         assert worker.process is not None and worker.process.poll() is None
 
 
+def queue_settings(streams: StreamNames, **overrides: Any) -> RedisQueueSettings:
+    """The test's streams; short reads and frequent take-over checks unless overridden."""
+    values: dict[str, Any] = {"block_ms": 10, "claim_interval_s": 0.01, **overrides}
+    return RedisQueueSettings(
+        stream=streams.stream, dead_letter_stream=f"{streams.prefix}:events:dead", **values
+    )
+
+
 def assert_same_as_reference(url: str, reference: Outcome) -> None:
     got = outcome(url)
     detections, _alerts, links = got
@@ -334,11 +342,8 @@ def test_publish_retried_after_a_lost_reply_appends_once(
 ) -> None:
     """Redis ran the publish script, the reply was lost, redis-py retried on a new connection:
     the chunk token answers the retry, records without an event_id are not appended twice."""
-    settings = RedisQueueSettings(
-        stream=streams.stream,
-        dead_letter_stream=f"{streams.prefix}:events:dead",
-        backlog_check_s=3600,  # no backlog look-up between the warm-up and the publish
-    )
+    # no backlog look-up between the warm-up and the publish
+    settings = queue_settings(streams, backlog_check_s=3600)
     queue = RedisStreamsQueue(proxy.url, settings)
     try:
         assert queue.publish("t1", [QueueRecord(None, b'{"warm": 1}')]).accepted == 1
@@ -359,14 +364,7 @@ def test_bury_and_replay_retried_after_a_lost_reply_act_once(
     """The bury and replay scripts ran, their replies were lost, redis-py retried: one dead
     letter, one replayed copy, and the retried replay still answers the new id."""
     dead_stream = f"{streams.prefix}:events:dead"
-    settings = RedisQueueSettings(
-        stream=streams.stream,
-        dead_letter_stream=dead_stream,
-        block_ms=10,
-        max_deliveries=1,
-        claim_idle_s=0.05,
-        claim_interval_s=0.01,
-    )
+    settings = queue_settings(streams, max_deliveries=1, claim_idle_s=0.05)
     queue = RedisStreamsQueue(proxy.url, settings, name="faulty")
     no_session: Any = None
     try:
@@ -396,15 +394,7 @@ def test_records_waiting_for_their_solo_retry_are_not_taken_over(
     still waiting must not look idle to the other workers: a take-over would count one more
     delivery each and bury them although nothing is wrong with them."""
     dead_stream = f"{streams.prefix}:events:dead"
-    settings = RedisQueueSettings(
-        stream=streams.stream,
-        dead_letter_stream=dead_stream,
-        block_ms=10,
-        claim_idle_s=2.0,
-        claim_interval_s=0.01,
-        solo_after_deliveries=2,
-        max_deliveries=2,
-    )
+    settings = queue_settings(streams, claim_idle_s=2.0, solo_after_deliveries=2, max_deliveries=2)
     first = RedisStreamsQueue(REDIS_URL, settings, name="first")
     other = RedisStreamsQueue(REDIS_URL, settings, name="other")
     no_session: Any = None
