@@ -34,6 +34,8 @@ ROUTE_POLICY: dict[str, str] = {
     "GET /redoc": PUBLIC,
     # --- ingest, rules, alerts --------------------------------------------------------------------
     "POST /v1/events": P.EVENTS_WRITE,
+    "GET /v1/queue/dead-letters": P.QUEUE_READ,
+    "POST /v1/queue/dead-letters/{dead_letter_id}/replay": P.QUEUE_WRITE,
     "GET /v1/rules": P.RULES_READ,
     "GET /v1/rules/status": P.RULES_READ,
     "GET /v1/rules/{rule_id}": P.RULES_READ,
