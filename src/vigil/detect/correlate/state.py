@@ -9,7 +9,7 @@ back from storage, not code). The layout, version :data:`SNAPSHOT_VERSION`::
      "stats": {counter: int},
      "refs": [[id, name, title]],                       # rules that contributed
      "infos": [[id, name, title, level, [tags], type]],  # correlations of chained hits
-     "events": [{"f": fields, "s": source, "r": record id, "t": iso time, "l": logsource}],
+     "events": [[fields, source, record id, time, logsource]],
      "contributions": [[ref index, event index]],
      "hits": [{"i": info, "g": group, "ws": us, "we": us, "v": value,
                "e": [contribution], "n": event count, "x": truncated}]}
@@ -17,7 +17,9 @@ back from storage, not code). The layout, version :data:`SNAPSHOT_VERSION`::
     group = [values, max_ts, floor, head_lo, head_sum, [[head key, count]],
              [[ts, rule index, key, payload], ...]]
 
-A payload ``p >= 0`` is contribution ``p``; ``p < 0`` is hit ``-p - 1``. Events, rule refs and
+A payload ``p >= 0`` is contribution ``p``; ``p < 0`` is hit ``-p - 1``. An event time is
+integer microseconds when it is in UTC (the common case, and cheap), else its ISO form, which
+keeps the offset (or its absence). Events, rule refs and
 contributions that several groups (or correlations) hold are written once. Group values and
 entry keys are tuples in memory (see :func:`vigil.detect.correlate.aggregate.hashable`) and lists
 in the data; :func:`hashable` turns them back.
@@ -26,7 +28,7 @@ in the data; :func:`hashable` turns them back.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vigil.detect.correlate.aggregate import Entry, hashable
@@ -39,6 +41,26 @@ from vigil.detect.correlate.model import (
 from vigil.events.model import EventRecord
 
 SNAPSHOT_VERSION = 1
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _encode_time(moment: datetime | None) -> int | str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is UTC:
+        return (moment - _EPOCH) // _US
+    return moment.isoformat()
+
+
+def _decode_time(value: int | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return _EPOCH + timedelta(microseconds=value)
+    return datetime.fromisoformat(value)
 
 
 def _plain(value: Any) -> Any:
@@ -111,14 +133,13 @@ class StateEncoder:
         if index is None:
             index = self._event_ix[id(event)] = len(self.events)
             self.events.append(
-                {
-                    "f": event.fields,
-                    "s": event.source_file,
-                    "r": event.record_id,
-                    # isoformat keeps the offset (or its absence) of the original time
-                    "t": event.timestamp.isoformat() if event.timestamp is not None else None,
-                    "l": event.logsource,
-                }
+                [
+                    event.fields,
+                    event.source_file,
+                    event.record_id,
+                    _encode_time(event.timestamp),
+                    event.logsource,
+                ]
             )
         return index
 
@@ -164,14 +185,8 @@ class StateDecoder:
     def __init__(self, data: Mapping[str, Any]) -> None:
         refs = [RuleRef(i, n, t) for i, n, t in data.get("refs", ())]
         events = [
-            EventRecord(
-                fields=dict(e["f"]),
-                source_file=e["s"],
-                record_id=e["r"],
-                timestamp=datetime.fromisoformat(e["t"]) if e["t"] is not None else None,
-                logsource=e["l"],
-            )
-            for e in data.get("events", ())
+            EventRecord(fields, source, record_id, _decode_time(moment), logsource)
+            for fields, source, record_id, moment, logsource in data.get("events", ())
         ]
         self.contributions = [
             Contribution(refs[r], events[e]) for r, e in data.get("contributions", ())
@@ -195,11 +210,17 @@ class StateDecoder:
         ]
 
     def entries(self, encoded: Iterable[list[Any]]) -> list[Entry]:
-        out: list[Entry] = []
-        for ts, rule_index, key, payload in encoded:
-            obj = self.hits[-payload - 1] if payload < 0 else self.contributions[payload]
-            out.append(Entry(ts, rule_index, hashable(key), obj))
-        return out
+        hits = self.hits
+        contributions = self.contributions
+        return [
+            Entry(
+                ts,
+                rule_index,
+                hashable(key) if type(key) is list else key,
+                hits[-payload - 1] if payload < 0 else contributions[payload],
+            )
+            for ts, rule_index, key, payload in encoded
+        ]
 
 
 __all__ = ["SNAPSHOT_VERSION", "StateDecoder", "StateEncoder", "hashable"]
