@@ -76,7 +76,7 @@ class StateEncoder:
     def __init__(self) -> None:
         self.refs: list[list[Any]] = []
         self.infos: list[list[Any]] = []
-        self.events: list[dict[str, Any]] = []
+        self.events: list[list[Any]] = []
         self.contributions: list[list[int]] = []
         self.hits: list[dict[str, Any]] = []
         self._ref_ix: dict[RuleRef, int] = {}
