@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigil.alerts.models import TITLE_MAX
 from vigil.alerts.paging import SortOrder
-from vigil.alerts.schemas import BULK_MAX, AlertRead
+from vigil.alerts.schemas import BULK_MAX, AlertId, AlertRead
 from vigil.alerts.types import as_utc
 from vigil.events.envelope import Severity
 from vigil.incidents.models import OWNER_MAX, TEXT_MAX
@@ -85,10 +85,7 @@ class IncidentSort(StrEnum):
 
 
 def _check_ids(value: list[str]) -> list[str]:
-    for item in value:
-        if not item or len(item) > 64:
-            raise ValueError("alert ids are 1 to 64 characters")
-    return list(dict.fromkeys(value))
+    return list(dict.fromkeys(value))  # each once, in the order given
 
 
 class IncidentCreate(BaseModel):
@@ -101,7 +98,7 @@ class IncidentCreate(BaseModel):
     description: str | None = Field(default=None, max_length=TEXT_MAX)
     severity: Severity | None = None
     owner: str | None = Field(default=None, min_length=1, max_length=OWNER_MAX)
-    alert_ids: list[str] = Field(default_factory=list, max_length=BULK_MAX)
+    alert_ids: list[AlertId] = Field(default_factory=list, max_length=BULK_MAX)
     move: bool = Field(
         default=False, description="Take alerts out of the incident they are in now."
     )
@@ -112,7 +109,7 @@ class IncidentCreate(BaseModel):
 class IncidentAlertsAdd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    alert_ids: list[str] = Field(min_length=1, max_length=BULK_MAX)
+    alert_ids: list[AlertId] = Field(min_length=1, max_length=BULK_MAX)
     move: bool = Field(
         default=False, description="Take alerts out of the incident they are in now."
     )
