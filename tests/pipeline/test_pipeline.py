@@ -22,8 +22,10 @@ from tests.pipeline.conftest import (
 from vigil.alerts.intake import DetectionRecord
 from vigil.bus import offsets
 from vigil.bus.queue import QueueRecord, SqlEventQueue
+from vigil.pipeline.correlator import Correlator
 from vigil.pipeline.detector import Detector
 from vigil.pipeline.models import Detection, RuleSetting
+from vigil.pipeline.partition_locks import locks_for
 from vigil.pipeline.rules import RuleRegistry
 from vigil.pipeline.worker import DetectionPipeline, no_sink
 from vigil.store import session_factory
@@ -119,13 +121,21 @@ def test_redelivered_batch_makes_no_second_detection(
 
 def test_correlation_per_tenant(db_engine: Engine, registry: RuleRegistry) -> None:
     pipeline = _pipeline(db_engine, registry)
+    correlator = Correlator(
+        sessions=session_factory(db_engine),
+        registry=registry,
+        sink=no_sink,
+        locks=locks_for(db_engine),
+    )
     five = [QueueRecord(None, failed_logon("bob", "203.0.113.7", s)) for s in range(5)]
     pipeline.queue.publish("t1", five[:3])
     pipeline.queue.publish("t2", five[3:])  # another tenant: never counts with t1's
     pipeline.run_once()
+    correlator.run_once()
     assert not [d for d in _detections(db_engine) if d.kind == "correlation"]
     pipeline.queue.publish("t1", five[3:])
     pipeline.run_once()
+    correlator.run_once()
     corr = [d for d in _detections(db_engine) if d.kind == "correlation"]
     assert [(d.tenant_id, d.rule_id, d.level) for d in corr] == [("t1", MANY_FAILED_LOGONS, "high")]
     assert len(corr[0].event_ids) == 5

@@ -41,3 +41,28 @@ class PipelineSettings(BaseModel):
         gt=0,
         description="How often the worker checks for changed per-tenant rule settings.",
     )
+    correlation_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Correlation state is split by (tenant, correlation, group-by values) into "
+        "this many partitions, each run by one worker at a time (vigil.pipeline.correlator). "
+        "Every process of a deployment must use the same count; changing it restarts windows.",
+    )
+    correlation_snapshot_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a partition's correlation state is written to the database "
+        "(also on a clean stop); after a crash the inputs since are fed again.",
+    )
+    correlation_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often the correlator looks for inputs written by other processes "
+        "(inputs of its own process wake it at once).",
+    )
+    correlation_input_retention_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Correlation inputs already covered by a snapshot are kept this long.",
+    )

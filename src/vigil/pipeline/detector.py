@@ -1,12 +1,20 @@
-"""Queued events → detections: the Sigma engine, per-tenant correlations and tenant overrides.
+"""Queued events → detections and correlation inputs: the Sigma engine and tenant overrides.
 
-Pure apart from the correlation state it keeps in memory (no database access): the worker
-gives it a batch and the tenants' rule settings and stores what comes back.
+Pure (no database access, no state across batches): the worker gives it a batch and the
+tenants' rule settings and stores what comes back.
 
-Correlation state is per tenant (events of two tenants never correlate) and lives in memory:
-windows that span a restart or a rule reload start afresh. Each detection gets a stable id
-(:func:`detection_id`): the same tenant, rule and event — or correlation, group and window —
-always give the same id, which is what makes redelivery harmless downstream.
+Correlations are not evaluated here. For every match of a base rule that a correlation
+references (and the tenant has not disabled), :meth:`Detector.detect` returns *correlation
+inputs* (:func:`vigil.pipeline.correlation_plan.input_rows`): the rule, the event time and the
+few fields the correlations read, routed to a partition by (tenant, correlation family, group-by
+values). The worker appends them in the transaction of its detections, and the correlator
+(:mod:`vigil.pipeline.correlator`) evaluates them in one process per partition, with its state
+snapshotted to the database. So windows survive restarts and rule reloads, and events of one
+group count together whichever worker detected them.
+
+Each detection gets a stable id (:func:`detection_id`): the same tenant, rule and event — or
+correlation, group and window — always give the same id, which is what makes redelivery
+harmless downstream. The id of a base match is also its correlation input's idempotency key.
 """
 
 from __future__ import annotations
@@ -17,13 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from vigil.alerts.intake import DetectionRecord
 from vigil.bus.queue import QueuedEvent
-from vigil.detect.correlate import CorrelationEngine, CorrelationHit, RuleRef
+from vigil.detect.correlate import RuleRef
 from vigil.detect.sigma.loader import CompiledRule
 from vigil.events.model import EventRecord
+from vigil.pipeline.correlation_plan import CorrelationPlan, input_rows
 from vigil.pipeline.records import event_key, to_record
 from vigil.pipeline.rules import RuleRegistry, RuleSnapshot
 
@@ -53,8 +60,10 @@ NO_OVERRIDES = TenantOverrides()
 @dataclass(slots=True)
 class DetectOutput:
     records: list[DetectionRecord] = field(default_factory=list)
-    #: queue seq of the event that made each record (None for correlations)
+    #: queue seq of the event that made each record
     seqs: list[int | None] = field(default_factory=list)
+    #: rows for ``correlation_inputs`` (see the module docstring)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
     events: int = 0
     undecodable: int = 0
 
@@ -64,38 +73,31 @@ def detection_id(tenant_id: str, kind: str, rule: str, subject: str) -> str:
     return digest[:40]
 
 
-def _correlation_subject(hit: CorrelationHit) -> str:
-    group = orjson.dumps(hit.group, option=orjson.OPT_SORT_KEYS, default=str).decode()
-    return f"{group}|{hit.window_start.isoformat()}|{hit.window_end.isoformat()}"
-
-
 class Detector:
     """Runs batches through the current rule snapshot."""
 
-    def __init__(self, registry: RuleRegistry) -> None:
+    def __init__(self, registry: RuleRegistry, *, partitions: int = 1) -> None:
         self.registry = registry
-        self._correlations: dict[str, CorrelationEngine] = {}
-        self._version = -1
+        #: correlation partitions (``pipeline.correlation_partitions``); every process that
+        #: detects must use the count the correlators use
+        self.partitions = partitions
+        self._plan: CorrelationPlan | None = None
+        self._plan_of: tuple[int, int] = (-1, 0)
 
-    def reset_correlations(self) -> None:
-        """Forget correlation state (after a failed batch: its events will be seen again)."""
-        self._correlations.clear()
-
-    def _correlation_engine(self, snap: RuleSnapshot, tenant_id: str) -> CorrelationEngine | None:
-        if snap.version != self._version:
-            self._correlations.clear()
-            self._version = snap.version
+    def plan(self, snap: RuleSnapshot) -> CorrelationPlan | None:
+        """The correlation plan of ``snap`` (built once per rule version)."""
         if not snap.correlations:
             return None
-        engine = self._correlations.get(tenant_id)
-        if engine is None:
-            engine = self._correlations[tenant_id] = CorrelationEngine(snap.correlations)
-        return engine
+        if self._plan is None or self._plan_of != (snap.version, self.partitions):
+            self._plan = CorrelationPlan(snap.correlations, partitions=self.partitions)
+            self._plan_of = (snap.version, self.partitions)
+        return self._plan
 
     def detect(
         self, batch: Sequence[QueuedEvent], overrides: Mapping[str, TenantOverrides]
     ) -> DetectOutput:
         snap = self.registry.current
+        plan = self.plan(snap)
         out = DetectOutput()
         suppressed = snap.suppressed
         for item in batch:
@@ -112,29 +114,34 @@ class Detector:
             if not matched:
                 continue
             tenant = overrides.get(item.tenant_id, NO_OVERRIDES)
-            correlations = self._correlation_engine(snap, item.tenant_id)
+            ekey = event_key(item.seq, item.event_id)
             for rule in matched:
                 key = snap.key_of(rule)
                 override = tenant.get(key)
                 if override is not None and not override.enabled:
                     continue
                 info = rule.info
+                base_id = detection_id(item.tenant_id, "rule", key, ekey)
                 if not (
                     (info.id or "").lower() in suppressed
                     or (info.name is not None and info.name in suppressed)
                 ):
-                    out.records.append(self._rule_record(item, record, rule, key, override))
+                    out.records.append(
+                        self._rule_record(item, record, rule, key, base_id, override)
+                    )
                     out.seqs.append(item.seq)
-                if correlations is None:
-                    continue
-                ref = RuleRef(id=info.id, name=info.name, title=info.title)
-                for hit in correlations.observe(ref, record):
-                    ckey = snap.correlation_key(hit.rule.id, hit.rule.name, hit.rule.title)
-                    coverride = tenant.get(ckey)
-                    if coverride is not None and not coverride.enabled:
-                        continue
-                    out.records.append(self._correlation_record(item, hit, ckey, coverride))
-                    out.seqs.append(None)
+                if plan is not None:
+                    out.inputs.extend(
+                        input_rows(
+                            plan,
+                            tenant_id=item.tenant_id,
+                            rule=RuleRef(id=info.id, name=info.name, title=info.title),
+                            record=record,
+                            event_key=ekey,
+                            input_id=base_id,
+                            accepted_at=item.accepted_at,
+                        )
+                    )
         return out
 
     @staticmethod
@@ -143,12 +150,13 @@ class Detector:
         record: EventRecord,
         rule: CompiledRule,
         key: str,
+        base_id: str,
         override: RuleOverride | None,
     ) -> DetectionRecord:
         ekey = event_key(item.seq, item.event_id)
         info = rule.info
         return DetectionRecord(
-            detection_id=detection_id(item.tenant_id, "rule", key, ekey),
+            detection_id=base_id,
             tenant_id=item.tenant_id,
             rule_id=key,
             rule_title=info.title,
@@ -159,37 +167,13 @@ class Detector:
             event_ids=(ekey,),
             event_time=record.timestamp,
             accepted_at=item.accepted_at,
-            correlation_id=_correlation_id(record.fields),
-            suppression_window_s=override.suppression_window_s if override else None,
-        )
-
-    @staticmethod
-    def _correlation_record(
-        item: QueuedEvent, hit: CorrelationHit, key: str, override: RuleOverride | None
-    ) -> DetectionRecord:
-        last: dict[str, Any] = dict(hit.events[-1].event.fields) if hit.events else {}
-        event_ids = tuple(dict.fromkeys(c.event.source_file for c in hit.events))
-        return DetectionRecord(
-            detection_id=detection_id(
-                item.tenant_id, "correlation", key, _correlation_subject(hit)
-            ),
-            tenant_id=item.tenant_id,
-            rule_id=key,
-            rule_title=hit.rule.title,
-            level=(override.level if override and override.level else hit.rule.level),
-            tags=tuple(hit.rule.tags),
-            kind="correlation",
-            event_fields=last or dict(hit.group),
-            event_ids=event_ids,
-            event_time=hit.window_end,
-            accepted_at=item.accepted_at,
-            group=dict(hit.group),
-            correlation_id=_correlation_id(last),
+            correlation_id=correlation_id_of(record.fields),
             suppression_window_s=override.suppression_window_s if override else None,
         )
 
 
-def _correlation_id(fields: Mapping[str, Any]) -> str | None:
+def correlation_id_of(fields: Mapping[str, Any]) -> str | None:
+    """The ``metadata.correlation_id`` an event carries (envelopes), for grouping alerts."""
     value = fields.get("metadata.correlation_id")
     return value if isinstance(value, str) else None
 
@@ -200,5 +184,6 @@ __all__ = [
     "Detector",
     "RuleOverride",
     "TenantOverrides",
+    "correlation_id_of",
     "detection_id",
 ]

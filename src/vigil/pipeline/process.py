@@ -3,8 +3,11 @@
 The child is started with the ``spawn`` method (a fresh interpreter: forking a process that
 already runs an event loop and threads is not safe) and builds what it needs itself: a database
 engine on the same settings, its own rule registry (loaded and hot-reloaded from the same
-files) and a :class:`vigil.pipeline.worker.DetectionThread`. It shares only three things with
-the parent:
+files), a :class:`vigil.pipeline.worker.DetectionThread` and the
+:class:`vigil.pipeline.correlator.Correlator` it wakes after each batch with correlation inputs.
+On a clean stop (the parent's stop event, or SIGTERM sent to the child itself, as a service
+manager stopping the whole process group does) the child stops detection first and then writes
+the correlation snapshot. It shares only three things with the parent:
 
 * a wake event: ingest's queue listener sets it after each publish, so the child starts on new
   records at once (no polling delay);
@@ -54,6 +57,7 @@ def child_main(
     from vigil.bus.queue import SqlEventQueue
     from vigil.bus.queue_gate import gate_for
     from vigil.obs.logging import configure_logging
+    from vigil.pipeline.correlator import build_correlator
     from vigil.pipeline.detector import Detector
     from vigil.pipeline.rules import RuleRegistry
     from vigil.pipeline.wiring import rules_reloader
@@ -68,6 +72,8 @@ def child_main(
     from vigil.store import engine_from_settings, session_factory
 
     configure_logging(settings.log_level)
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
     engine = engine_from_settings(settings)
     sessions = session_factory(engine)
     registry = RuleRegistry(
@@ -81,14 +87,14 @@ def child_main(
         reloader.start()
     from vigil.bus.redis_queue import redis_queue_for
 
-    queue = redis_queue_for(settings) or SqlEventQueue(
-        sessions, gate=gate_for(settings.resolved_database_url(), settings.home)
-    )
+    gate = gate_for(settings.resolved_database_url(), settings.home)
+    queue = redis_queue_for(settings) or SqlEventQueue(sessions, gate=gate)
+    sink = alerts_sink(settings)
     pipeline = DetectionPipeline(
         sessions=sessions,
         queue=queue,
-        detector=Detector(registry),
-        sink=alerts_sink(settings),
+        detector=Detector(registry, partitions=settings.pipeline.correlation_partitions),
+        sink=sink,
         consumer=settings.pipeline.consumer,
         batch_size=settings.pipeline.batch_size,
         overrides_refresh_s=settings.pipeline.overrides_refresh_s,
@@ -96,9 +102,12 @@ def child_main(
     tracker = DeltaTracker()
     worker: DetectionThread
 
+    def status() -> dict[str, Any]:
+        return {**worker.status(), "correlator": correlator.status()}
+
     def on_report(report: BatchReport) -> None:
         apply_report(report)  # into the child's registry; shipped as deltas below
-        reports.put(("deltas", tracker.take(), worker.status()))
+        reports.put(("deltas", tracker.take(), status()))
 
     worker = DetectionThread(
         pipeline,
@@ -113,13 +122,24 @@ def child_main(
         housekeeping_interval_s=settings.pipeline.purge_interval_s,
         wake_event=wake,
     )
+    correlator = build_correlator(
+        settings,
+        engine=engine,
+        sessions=sessions,
+        registry=registry,
+        sink=sink,
+        gate=queue.write_gate if isinstance(queue, SqlEventQueue) else gate,
+    )
+    pipeline.on_inputs.append(correlator.wake)
+    correlator.start()
     worker.start()
-    reports.put(("ready", [], worker.status()))
-    while not stop.wait(1.0):
+    reports.put(("ready", [], status()))
+    while not stop.wait(0.5) and not terminated.is_set():
         if os.getppid() != parent_pid:
             break
-        reports.put(("deltas", tracker.take(), worker.status()))
+        reports.put(("deltas", tracker.take(), status()))
     worker.stop()
+    correlator.stop()  # after detection: the snapshot covers every input it appended
     reloader.stop()
     engine.dispose()
 

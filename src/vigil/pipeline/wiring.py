@@ -1,5 +1,9 @@
 """Wire the pipeline domain onto a runtime: rules (loaded now, hot-reloaded), the detection
-worker (roles "all" and "worker") and the "rules" health probe.
+worker and the correlator (roles "all" and "worker") and the "rules" health probe.
+
+The correlator runs where detection runs: in this process when detection is a thread (role
+"worker", or ``pipeline.worker_mode=thread``), else in the detection child
+(:mod:`vigil.pipeline.process`).
 
 Called by :func:`vigil.wiring.assemble` for every process role.
 """
@@ -10,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from vigil.obs.health import Probe, register_probe
 from vigil.pipeline.rules import RuleRegistry
+from vigil.pipeline.worker import DetectionThread
 from vigil.runtime import LoopWorker
 
 if TYPE_CHECKING:
+    from vigil.pipeline.correlator import Correlator
     from vigil.runtime import Runtime
 
 RULES_KEY = "rules"
@@ -60,4 +66,40 @@ def install(runtime: Runtime, *, role: str) -> None:
     if settings.pipeline.hot_reload:
         runtime.workers.append(rules_reloader(registry, settings.pipeline.reload_interval_s))
     if role in ("all", "worker"):
-        runtime.workers.append(detection_worker(runtime, registry, role))
+        detection = detection_worker(runtime, registry, role)
+        if isinstance(detection, DetectionThread):
+            # Stopped after detection (workers stop in reverse order): the final snapshot
+            # then covers every input this process appended.
+            runtime.workers.append(correlator_for(runtime, registry, detection))
+        runtime.workers.append(detection)
+
+
+def correlator_for(
+    runtime: Runtime, registry: RuleRegistry, detection: DetectionThread
+) -> Correlator:
+    from vigil.bus.queue import SqlEventQueue, queue_of
+    from vigil.bus.queue_gate import gate_for
+    from vigil.pipeline.correlator import build_correlator
+    from vigil.pipeline.worker import alerts_sink
+
+    settings = runtime.settings
+    partitions = settings.pipeline.correlation_partitions
+    # host.py builds the detector with the default count; every detecting process must use
+    # the configured one (the correlators route by it).
+    detection.pipeline.detector.partitions = partitions
+    queue = queue_of(runtime)
+    gate = (
+        queue.write_gate
+        if isinstance(queue, SqlEventQueue)
+        else gate_for(settings.resolved_database_url(), settings.home)
+    )
+    correlator = build_correlator(
+        settings,
+        engine=runtime.engine,
+        sessions=runtime.sessions,
+        registry=registry,
+        sink=alerts_sink(settings),
+        gate=gate,
+    )
+    detection.pipeline.on_inputs.append(correlator.wake)
+    return correlator

@@ -2,9 +2,12 @@
 
 :class:`DetectionPipeline` is one step (:meth:`DetectionPipeline.run_once`): read a batch after
 the consumer's committed offset, detect, store new detections, hand them to the alerts domain
-(``vigil.alerts.service.record_detections``), advance the offset, commit. A crash anywhere
-before the commit leaves all of it undone and the batch is read again; detection ids make a
-redelivery (Redis, at-least-once) harmless too.
+(``vigil.alerts.service.record_detections``), append the correlation inputs of the batch
+(:mod:`vigil.pipeline.correlation_store`), advance the offset, commit. A crash anywhere before
+the commit leaves all of it undone and the batch is read again; detection ids (and the inputs'
+unique key) make a redelivery (Redis, at-least-once) harmless too. The worker keeps no
+correlation state: :mod:`vigil.pipeline.correlator` does, and is woken after each commit that
+appended inputs (``on_inputs``).
 
 :class:`DetectionThread` runs steps in a thread. Ingest wakes it through the queue's listener
 the moment a publish commits, so an event waits for at most the batch in progress, never for a
@@ -36,6 +39,7 @@ from vigil.obs.metrics import (
     QUEUE_LAG_SECONDS,
 )
 from vigil.pipeline import service
+from vigil.pipeline.correlation_store import append_inputs
 from vigil.pipeline.detector import Detector, TenantOverrides
 from vigil.store.tenancy import system_session
 
@@ -75,6 +79,13 @@ class BatchReport:
     latencies: list[float] = field(default_factory=list)
     """accepted_at → commit, one per new detection."""
 
+    def count(self, fresh: Sequence[DetectionRecord], *, committed: datetime) -> None:
+        """Add the new detections ``fresh`` committed at ``committed``."""
+        for record in fresh:
+            level = record.level or "informational"
+            self.detections[level] = self.detections.get(level, 0) + 1
+            self.latencies.append(max(0.0, (committed - record.accepted_at).total_seconds()))
+
 
 def apply_report(report: BatchReport) -> None:
     EVENTS_PROCESSED.inc(report.events)
@@ -84,6 +95,31 @@ def apply_report(report: BatchReport) -> None:
         PIPELINE_BATCH_SECONDS.observe(report.batch_seconds)
     for seconds in report.latencies:
         EVENT_TO_ALERT_SECONDS.observe(seconds)
+
+
+class OverridesCache:
+    """Every tenant's rule settings, loaded again only when their signature changed (checked at
+    most every ``refresh_s``)."""
+
+    def __init__(self, refresh_s: float = 1.0) -> None:
+        self.refresh_s = refresh_s
+        self._overrides: dict[str, TenantOverrides] = {}
+        self._signature: Any = None
+        self._checked = -float("inf")
+
+    def current(self, session: Session) -> dict[str, TenantOverrides]:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            signature = service.overrides_signature(session)
+            if signature != self._signature:
+                self._overrides = service.load_overrides(session)
+                self._signature = signature
+        return self._overrides
+
+    def refresh(self) -> None:
+        """Look again on the next call."""
+        self._checked = -float("inf")
 
 
 class DetectionPipeline:
@@ -107,26 +143,15 @@ class DetectionPipeline:
         self.sink = sink
         self.consumer = consumer
         self.batch_size = batch_size
-        self._overrides: dict[str, TenantOverrides] = {}
-        self._overrides_sig: Any = None
-        self._overrides_checked = 0.0
-        self._overrides_refresh_s = overrides_refresh_s
+        self.overrides = OverridesCache(overrides_refresh_s)
+        #: called (cheap, non-blocking) after a commit that appended correlation inputs
+        self.on_inputs: list[Callable[[], None]] = []
         if isinstance(queue, SqlEventQueue):
             queue.ensure_consumer(consumer)
 
-    def _current_overrides(self, session: Session) -> dict[str, TenantOverrides]:
-        now = time.monotonic()
-        if now - self._overrides_checked >= self._overrides_refresh_s:
-            self._overrides_checked = now
-            signature = service.overrides_signature(session)
-            if signature != self._overrides_sig:
-                self._overrides = service.load_overrides(session)
-                self._overrides_sig = signature
-        return self._overrides
-
     def refresh_overrides(self) -> None:
         """Look at the tenants' rule settings again on the next batch."""
-        self._overrides_checked = 0.0
+        self.overrides.refresh()
 
     def run_once(self) -> BatchReport:
         started = time.perf_counter()
@@ -138,7 +163,7 @@ class DetectionPipeline:
             if not batch:
                 session.rollback()
                 return report
-            output = self.detector.detect(batch, self._current_overrides(session))
+            output = self.detector.detect(batch, self.overrides.current(session))
             # Everything that writes happens under the gate, detection (CPU) before it.
             with self.gate.hold():
                 now = datetime.now(UTC)
@@ -147,12 +172,12 @@ class DetectionPipeline:
                 )
                 if fresh:
                     self.sink(session, detections=fresh, now=now)
+                # Last before the commit: on PostgreSQL this takes the lock ordering appends.
+                append_inputs(session, rows=output.inputs, now=now)
                 self.queue.ack(session, consumer=self.consumer, batch=batch)
                 session.commit()
         except BaseException as exc:
             session.rollback()
-            # The batch will be read again: its events must not count twice in correlations.
-            self.detector.reset_correlations()
             # Queues that dead-letter poison records (Redis) keep the reason with them.
             failed = getattr(self.queue, "failed", None)
             if failed is not None and isinstance(exc, Exception):
@@ -161,13 +186,16 @@ class DetectionPipeline:
         finally:
             session.close()
         self.queue.acknowledged(consumer=self.consumer, batch=batch)
+        if output.inputs:
+            for listener in self.on_inputs:
+                try:
+                    listener()
+                except Exception:
+                    log.exception("correlation input listener failed")
         committed = datetime.now(UTC)
         report.events = output.events
         report.batch_seconds = time.perf_counter() - started
-        for record in fresh:
-            level = record.level or "informational"
-            report.detections[level] = report.detections.get(level, 0) + 1
-            report.latencies.append(max(0.0, (committed - record.accepted_at).total_seconds()))
+        report.count(fresh, committed=committed)
         return report
 
 
