@@ -15,6 +15,13 @@ engine_bench.py. Prints figures; records nothing by itself (copy them into docs/
 Latency comes from the server's own histogram (vigil_event_to_alert_seconds: ingest accepted
 the event → the transaction holding its detection and alert committed), read from /metrics
 before and after the run; percentiles are interpolated inside histogram buckets.
+
+Both modes also print where the time went: the CPU the serving process and the detection child
+used (as a share of one core: a child near 100 % is the bottleneck), the detection batches
+(count, average size, p50/p99 duration from vigil_pipeline_batch_seconds) and the deepest
+queue backlog seen; the latency mode adds the client-side time of each ingest request, which
+includes waiting for the SQLite write gate while the detection child writes. The machine's load
+average is printed with them: figures taken while other jobs share the cores are lower bounds.
 """
 
 from __future__ import annotations
@@ -127,6 +134,87 @@ def wait_drained(server: VigilServer, key: str, timeout: float = 600) -> float:
     return time.perf_counter() - started
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of process ``pid`` so far (0 when it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Monitor:
+    """While a run lasts: CPU used by the serving process and the detection child, and the
+    queue's deepest backlog and oldest lag (sampled from /health/deep twice a second)."""
+
+    def __init__(self, server: VigilServer, key: str) -> None:
+        self.server = server
+        self.key = key
+        self.max_depth = 0
+        self.max_lag = 0.0
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        with self._client() as http:
+            worker = http.get("/health/deep", timeout=30).json()["checks"]["workers"]["detection"]
+        self.api_pid = server.process.pid if server.process is not None else None
+        self.child_pid: int | None = worker.get("pid")
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.server.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30
+        )
+
+    def _sample(self) -> None:
+        with self._client() as http:
+            while not self._stop.wait(0.5):
+                queue = http.get("/health/deep").json()["checks"]["queue"]
+                self.max_depth = max(self.max_depth, int(queue["depth"]))
+                self.max_lag = max(self.max_lag, float(queue["lag_seconds"]))
+
+    def __enter__(self) -> Monitor:
+        self.started = time.perf_counter()
+        self.cpu = (cpu_seconds(self.api_pid), cpu_seconds(self.child_pid))
+        self.metrics = httpx.get(self.server.url + "/metrics").text
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        elapsed = time.perf_counter() - self.started
+        api = (cpu_seconds(self.api_pid) - self.cpu[0]) / elapsed
+        child = (cpu_seconds(self.child_pid) - self.cpu[1]) / elapsed
+        after = httpx.get(self.server.url + "/metrics").text
+        batches = histogram(after, "vigil_pipeline_batch_seconds")
+        before = histogram(self.metrics, "vigil_pipeline_batch_seconds")
+        diff = [(le, a - b) for (le, a), (_, b) in zip(batches, before, strict=True)]
+        count = diff[-1][1] if diff else 0
+        events = metric_values(after, "vigil_events_processed_total").get("", 0.0) - (
+            metric_values(self.metrics, "vigil_events_processed_total").get("", 0.0)
+        )
+        self.lines = [
+            f"CPU over {elapsed:.1f} s: serving process {api:.0%} of a core, detection child "
+            f"{child:.0%} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        ]
+        if events:
+            # CPU per event does not depend on how much of a core other jobs left the child.
+            per_event = (cpu_seconds(self.child_pid) - self.cpu[1]) / events
+            self.lines.append(
+                f"detection child CPU per event processed: {per_event * 1e6:,.0f} µs, i.e. "
+                f"{1 / per_event:,.0f} events/s if it had a core to itself"
+            )
+        if count:
+            self.lines.append(
+                f"detection: {count:,.0f} batches, {events / count:,.0f} events per batch on "
+                f"average, batch time p50 {percentile(diff, 0.5) * 1000:,.0f} ms / p99 "
+                f"{percentile(diff, 0.99) * 1000:,.0f} ms; queue at most {self.max_depth:,} "
+                f"deep, oldest record at most {self.max_lag:.1f} s old"
+            )
+
+
 def throughput(server: VigilServer, key: str, args: argparse.Namespace) -> None:
     batches = corpus_batches(args.batch, 64)
     sizes = sum(len(b) for b in batches) / len(batches)
@@ -147,13 +235,15 @@ def throughput(server: VigilServer, key: str, args: argparse.Namespace) -> None:
                 requests[n] += 1
                 i += args.clients
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    monitor = Monitor(server, key)
+    with monitor:
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
     metrics_after = httpx.get(server.url + "/metrics").text
     processed = metric_values(metrics_after, "vigil_events_processed_total").get("", 0.0) - (
         metric_values(metrics_before, "vigil_events_processed_total").get("", 0.0)
@@ -167,6 +257,7 @@ def throughput(server: VigilServer, key: str, args: argparse.Namespace) -> None:
     print(f"detection meanwhile: {processed:,.0f} events processed ({processed / elapsed:,.0f}/s)")
     drain = wait_drained(server, key)
     print(f"queue drained {drain:.1f} s after the last request")
+    print("\n".join(monitor.lines))
 
 
 def latency(server: VigilServer, key: str, args: argparse.Namespace) -> None:
@@ -175,13 +266,17 @@ def latency(server: VigilServer, key: str, args: argparse.Namespace) -> None:
     before = histogram(httpx.get(server.url + "/metrics").text, "vigil_event_to_alert_seconds")
     sent = 0
     late = 0
+    requests: list[float] = []
     headers = {**NDJSON, "Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+    monitor = Monitor(server, key)
+    with monitor, httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
         started = time.perf_counter()
         next_at = started
         i = 0
         while time.perf_counter() - started < args.seconds:
+            posted = time.perf_counter()
             r = http.post("/v1/events", content=batches[i % len(batches)])
+            requests.append(time.perf_counter() - posted)
             if r.status_code != 202:
                 raise SystemExit(f"HTTP {r.status_code}: {r.text[:300]}")
             sent += args.batch
@@ -193,7 +288,8 @@ def latency(server: VigilServer, key: str, args: argparse.Namespace) -> None:
             else:
                 late += 1
         elapsed = time.perf_counter() - started
-    wait_drained(server, key)
+        wait_drained(server, key)
+    requests.sort()
     time.sleep(0.5)
     after = histogram(httpx.get(server.url + "/metrics").text, "vigil_event_to_alert_seconds")
     diff = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
@@ -204,11 +300,17 @@ def latency(server: VigilServer, key: str, args: argparse.Namespace) -> None:
         f"({args.batch}-event batches; {late} sends fell behind schedule)"
     )
     print(
+        f"ingest request (client side, includes waiting for the write gate): p50 "
+        f"{requests[len(requests) // 2] * 1000:,.1f} ms, p99 "
+        f"{requests[int(len(requests) * 0.99)] * 1000:,.1f} ms, max {requests[-1] * 1000:,.1f} ms"
+    )
+    print(
         f"event-to-alert over {total:,.0f} detections: p50 {percentile(diff, 0.5) * 1000:,.0f} ms"
         f", p95 {percentile(diff, 0.95) * 1000:,.0f} ms, p99 {percentile(diff, 0.99) * 1000:,.0f}"
         f" ms; share within 100/250/500/1000 ms: "
         + ", ".join(f"{under.get(le, 0):.1%}" for le in (0.1, 0.25, 0.5, 1.0))
     )
+    print("\n".join(monitor.lines))
 
 
 def main() -> None:

@@ -31,13 +31,14 @@ SQL semantics:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Engine, Table, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -387,6 +388,44 @@ class SqlEventQueue(_Listeners):
                 total += deleted or 0
                 if not deleted or deleted < 10_000:
                     return total
+
+
+class SqliteChanges:
+    """Whether any connection committed to a SQLite database since the last look.
+
+    ``PRAGMA data_version`` on a connection of its own changes whenever another connection
+    (of any process) commits: a look costs microseconds and reads no table, so a detection
+    worker in another process than ingest can look every few milliseconds instead of reading
+    the queue once a second.
+    """
+
+    def __init__(self, database: str) -> None:
+        self._connection = sqlite3.connect(database, check_same_thread=False)
+        self._version = self._read()
+
+    def _read(self) -> int:
+        (version,) = self._connection.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
+    def changed(self) -> bool:
+        version = self._read()
+        if version == self._version:
+            return False
+        self._version = version
+        return True
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def sqlite_changes(engine: Engine) -> SqliteChanges | None:
+    """A :class:`SqliteChanges` for ``engine``'s database when it is a SQLite file."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    if url.database == ":memory:" or url.database.startswith("file:"):
+        return None
+    return SqliteChanges(url.database)
 
 
 @dataclass

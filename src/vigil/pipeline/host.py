@@ -20,13 +20,23 @@ both modes. The price of the child: the rules are loaded twice (the API lists th
 140 MiB each with SigmaHQ) and metrics travel through :mod:`vigil.pipeline.metrics_relay`.
 A dedicated ``worker`` role process has no API to share the interpreter with and always uses
 the thread.
+
+Waking: ingest in the same process wakes the detection thread through the queue's listener,
+and the detection child through its wake event. Records written by *another* process (a
+``worker`` beside ``serve --role api`` on one SQLite file) used to wait for the idle poll
+(``pipeline.idle_poll_s``, 1 s); on SQLite the thread's wait now also ends when any connection
+commits to the database (:class:`CommitWake`, a ``PRAGMA data_version`` look every 10 ms), so
+they are picked up within milliseconds too. PostgreSQL workers still poll (LISTEN/NOTIFY would
+be the equivalent); Redis Streams readers block on the stream.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import TYPE_CHECKING
 
-from vigil.bus.queue import queue_of
+from vigil.bus.queue import SqlEventQueue, SqliteChanges, queue_of, sqlite_changes
 from vigil.pipeline.detector import Detector
 from vigil.pipeline.process import DetectionProcess
 from vigil.pipeline.rules import RuleRegistry
@@ -39,6 +49,37 @@ from vigil.pipeline.worker import (
 
 if TYPE_CHECKING:
     from vigil.runtime import BackgroundWorker, Runtime
+
+
+class CommitWake:
+    """The detection thread's wake event, whose wait also ends when another connection commits
+    to the SQLite database (looked at every ``step_s``); the thread then reads the queue (an
+    empty read when the commit was not a publish: cheap)."""
+
+    def __init__(self, changes: SqliteChanges, step_s: float = 0.01) -> None:
+        self._event = threading.Event()
+        self._changes = changes
+        self._step = step_s
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = self._step
+            if deadline is not None:
+                step = min(step, max(0.0, deadline - time.monotonic()))
+            if self._event.wait(step) or self._changes.changed():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
 
 
 def detection_thread(runtime: Runtime, registry: RuleRegistry) -> DetectionThread:
@@ -63,9 +104,17 @@ def detection_thread(runtime: Runtime, registry: RuleRegistry) -> DetectionThrea
             idempotency_window_s=settings.ingest.idempotency_window_s,
         ),
         housekeeping_interval_s=settings.pipeline.purge_interval_s,
+        wake_event=_commit_wake(runtime, queue),
     )
     queue.add_listener(worker.wake)
     return worker
+
+
+def _commit_wake(runtime: Runtime, queue: object) -> CommitWake | None:
+    if not isinstance(queue, SqlEventQueue):
+        return None
+    changes = sqlite_changes(runtime.engine)
+    return CommitWake(changes) if changes is not None else None
 
 
 def detection_process(runtime: Runtime) -> DetectionProcess:
