@@ -5,9 +5,9 @@ already runs an event loop and threads is not safe) and builds what it needs its
 engine on the same settings, its own rule registry (loaded and hot-reloaded from the same
 files), a :class:`vigil.pipeline.worker.DetectionThread` and the
 :class:`vigil.pipeline.correlator.Correlator` it wakes after each batch with correlation inputs.
-On a clean stop (the parent's stop event, or SIGTERM sent to the child itself, as a service
-manager stopping the whole process group does) the child stops detection first and then writes
-the correlation snapshot. It shares only three things with the parent:
+On a clean stop (the parent's stop event, or SIGTERM/SIGINT sent to the child itself, as a
+service manager or Ctrl-C does to the whole process group) the child stops detection first and
+then writes the correlation snapshot. It shares only three things with the parent:
 
 * a wake event: ingest's queue listener sets it after each publish, so the child starts on new
   records at once (no polling delay);
@@ -72,8 +72,11 @@ def child_main(
     from vigil.store import engine_from_settings, session_factory
 
     configure_logging(settings.log_level)
+    # SIGTERM/SIGINT sent to the whole process group (a service manager, Ctrl-C) end the child
+    # cleanly, like the parent's stop event: detection stops, the correlation snapshot is written.
     terminated = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: terminated.set())
     engine = engine_from_settings(settings)
     sessions = session_factory(engine)
     registry = RuleRegistry(
