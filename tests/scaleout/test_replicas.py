@@ -9,6 +9,7 @@ nothing doubled.
 
 from __future__ import annotations
 
+import functools
 import signal
 import uuid
 from collections import Counter
@@ -130,6 +131,7 @@ def windows_event(i: int) -> dict[str, Any]:
     return record
 
 
+@functools.cache
 def requests_to_send() -> tuple[list[bytes], list[bytes]]:
     """The NDJSON bodies in order, and the re-sends (appended after them)."""
     lines = [orjson.dumps(windows_event(i)) for i in range(EVENTS)]
@@ -151,6 +153,7 @@ class Expected:
     """distinct entities per rule id"""
 
 
+@functools.cache
 def expected() -> Expected:
     times_sent = Counter(range(EVENTS))
     for n in RESENT:
@@ -257,7 +260,12 @@ def test_two_apis_three_workers_one_killed_equal_a_clean_run(
         # One detection thread per worker process: the consumer is `<host>-<worker pid>`.
         "VIGIL_PIPELINE__WORKER_MODE": "thread",
     }
-    clean_env = {"VIGIL_DATABASE_URL": clean_url, "VIGIL_LOG_LEVEL": "warning"}
+    clean_env = {
+        "VIGIL_DATABASE_URL": clean_url,
+        "VIGIL_LOG_LEVEL": "warning",
+        # detection in a thread of the server: one process less to start
+        "VIGIL_PIPELINE__WORKER_MODE": "thread",
+    }
     creds, clean_creds = run_parallel(
         lambda: prepare(home, env), lambda: prepare(clean_home, clean_env)
     )
