@@ -11,6 +11,9 @@ engine_bench.py. Prints figures; records nothing by itself (copy them into docs/
     .venv/bin/python benchmarks/ingest_bench.py latency --rate 5000 --batch 100 --seconds 30
     # either, with the detection worker as a thread of the API process instead of a child
     ... --worker-mode thread
+    # no server: the detection pipeline in this process over 20,000 queued events, CPU time
+    # per event by stage (detect, store, alerts, incident grouping, outbox, queue)
+    .venv/bin/python benchmarks/ingest_bench.py stages --events 20000 --batch 1000
 
 Latency comes from the server's own histogram (vigil_event_to_alert_seconds: ingest accepted
 the event → the transaction holding its detection and alert committed), read from /metrics
@@ -313,9 +316,116 @@ def latency(server: VigilServer, key: str, args: argparse.Namespace) -> None:
     print("\n".join(monitor.lines))
 
 
+class StageClock:
+    """CPU time (of the calling thread) spent inside wrapped functions, by stage name.
+
+    Stages may nest (incident grouping runs inside alert recording): ``own`` subtracts the
+    stages that ran inside a stage from it."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+        self.inner: dict[str, float] = {}
+        self._stack: list[str] = []
+
+    def wrap(self, owner: object, attribute: str, stage: str) -> None:
+        original = getattr(owner, attribute)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            self._stack.append(stage)
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                self._stack.pop()
+                self.total[stage] = self.total.get(stage, 0.0) + spent
+                if self._stack:
+                    parent = self._stack[-1]
+                    self.inner[parent] = self.inner.get(parent, 0.0) + spent
+
+        setattr(owner, attribute, timed)
+
+    def own(self, stage: str) -> float:
+        return self.total.get(stage, 0.0) - self.inner.get(stage, 0.0)
+
+
+def stages(args: argparse.Namespace, rules: Path) -> None:
+    """The detection pipeline in this process over a filled queue, CPU per event by stage."""
+    from vigil.alerts import service as alerts
+    from vigil.bus.queue import SqlEventQueue
+    from vigil.bus.queue_gate import gate_for
+    from vigil.config import Settings
+    from vigil.incidents import grouping
+    from vigil.ingest.config import IngestSettings
+    from vigil.ingest.parse import BodyFormat, parse_body
+    from vigil.ingest.service import limits_of
+    from vigil.pipeline import service as pipeline_service
+    from vigil.pipeline.detector import Detector
+    from vigil.pipeline.host import freeze_heap
+    from vigil.pipeline.rules import RuleRegistry
+    from vigil.pipeline.worker import DetectionPipeline, alerts_sink
+    from vigil.store import create_engine_for, session_factory, upgrade
+
+    with tempfile.TemporaryDirectory(prefix="vigil-stages-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'vigil.db'}"
+        upgrade(url)
+        sessions = session_factory(create_engine_for(url))
+        queue = SqlEventQueue(sessions, gate=gate_for(url, Path(tmp)))
+        bodies = corpus_batches(100, args.events // 100)
+        limits = limits_of(IngestSettings())
+        started = time.thread_time()
+        for body in bodies:
+            batch = parse_body(body, BodyFormat.NDJSON, tenant_id="bench", limits=limits)
+            queue.publish("bench", batch.records)
+        ingest_cpu = time.thread_time() - started
+        registry = RuleRegistry([rules])
+        registry.load()
+        freeze_heap()  # as the detection child does after loading its rules
+        pipeline = DetectionPipeline(
+            sessions=sessions,
+            queue=queue,
+            detector=Detector(registry),
+            sink=alerts_sink(Settings()),
+            batch_size=args.batch,
+        )
+        clock = StageClock()
+        clock.wrap(SqlEventQueue, "read", "queue read")
+        clock.wrap(SqlEventQueue, "ack", "queue ack")
+        clock.wrap(Detector, "detect", "detect (decode, normalise, match)")
+        clock.wrap(pipeline_service, "store_detections", "store detections")
+        clock.wrap(alerts, "record_detections", "record alerts (alerts domain)")
+        clock.wrap(alerts, "emit_many", "threat_detected outbox events")
+        clock.wrap(grouping, "group_alerts", "incident grouping")
+        events = detections = 0
+        started = time.thread_time()
+        while True:
+            report = pipeline.run_once()
+            if not report.events:
+                break
+            events += report.events
+            detections += sum(report.detections.values())
+        total = time.thread_time() - started
+    print(
+        f"ingest side (parse + validate + queue insert, 100-record requests): "
+        f"{ingest_cpu / args.events * 1e6:,.1f} µs CPU per event"
+    )
+    print(
+        f"detection pipeline: {events:,} events, {detections:,} detections, batches of "
+        f"{args.batch}: {total / events * 1e6:,.0f} µs CPU per event "
+        f"({events / total:,.0f} events/s on one free core); by stage, µs per event:"
+    )
+    names = [*clock.total, "the rest (sessions, commit, gate, reports)"]
+    rest = total - sum(clock.own(name) for name in clock.total)
+    for name in names:
+        own = rest if name.startswith("the rest") else clock.own(name)
+        print(f"  {name:45} {own / events * 1e6:8.1f}  ({own / total:5.1%})")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (CPU times, not wall)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=["throughput", "latency"])
+    ap.add_argument("mode", choices=["throughput", "latency", "stages"])
+    ap.add_argument("--events", type=int, default=20_000, help="stages: events to queue")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -325,6 +435,9 @@ def main() -> None:
     args = ap.parse_args()
     rules = args.rules or (SIGMA_RULES if SIGMA_RULES.is_dir() else EXAMPLE_RULES)
     mode = args.worker_mode or os.environ.get("VIGIL_PIPELINE__WORKER_MODE", "process")
+    if args.mode == "stages":
+        stages(args, rules)
+        return
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         t0 = time.perf_counter()
         server, key = start_server(Path(tmp) / "home", rules, mode)

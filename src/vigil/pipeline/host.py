@@ -32,6 +32,7 @@ be the equivalent); Redis Streams readers block on the stream.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -123,7 +124,21 @@ def detection_process(runtime: Runtime) -> DetectionProcess:
     return process
 
 
+def freeze_heap() -> None:
+    """Put every object alive now out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    Called once the rules are loaded: with every SigmaHQ rule compiled the heap holds ~140 MiB
+    of long-lived objects, and each full (generation 2) collection walked all of them: 0.4-0.5 s
+    of CPU, about once per 20,000 events detected, measured with ``ingest_bench.py stages`` —
+    a tenth of the detection worker's time and a pause every event behind it waited out. The
+    frozen objects are still freed by reference counting; only cycles among them are never
+    collected: a hot reload of every SigmaHQ rule leaves 12 such objects behind (measured)."""
+    gc.collect()
+    gc.freeze()
+
+
 def detection_worker(runtime: Runtime, registry: RuleRegistry, role: str) -> BackgroundWorker:
+    freeze_heap()  # this process holds the rules too (see freeze_heap)
     if role == "all" and runtime.settings.pipeline.worker_mode == "process":
         return detection_process(runtime)
     return detection_thread(runtime, registry)

@@ -59,6 +59,7 @@ def child_main(
     from vigil.obs.logging import configure_logging
     from vigil.pipeline.correlator import build_correlator
     from vigil.pipeline.detector import Detector
+    from vigil.pipeline.host import freeze_heap
     from vigil.pipeline.rules import RuleRegistry
     from vigil.pipeline.wiring import rules_reloader
     from vigil.pipeline.worker import (
@@ -85,6 +86,7 @@ def child_main(
         placeholders=settings.sigma_placeholders,
     )
     registry.load()
+    freeze_heap()  # the rules out of the garbage collector's walks (see vigil.pipeline.host)
     reloader = rules_reloader(registry, settings.pipeline.reload_interval_s)
     if settings.pipeline.hot_reload:
         reloader.start()
