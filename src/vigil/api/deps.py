@@ -54,16 +54,16 @@ class Authorizer(Protocol):
         record the denial)."""
         ...
 
-    def allows(
+    def allows_each(
         self,
         principal: Principal,
         permission: str,
+        resources: Sequence[Mapping[str, Any]],
         *,
-        resource: Mapping[str, Any] | None = None,
         request: RequestInfo | None = None,
-    ) -> bool:
-        """The same decision without recording a denial: for hiding the items of a list the
-        caller may not see (a list is not an attempt on each item)."""
+    ) -> list[bool]:
+        """The decision for each of ``resources``, without recording denials: for hiding the
+        items of a list the caller may not see (a list is not an attempt on each item)."""
         ...
 
 
@@ -77,16 +77,20 @@ class DenyAllAuthenticator:
 class RoleAuthorizer:
     """Plain RBAC: allowed when the principal holds the permission."""
 
-    def allows(
+    @staticmethod
+    def _allows(principal: Principal, permission: str, resource: Mapping[str, Any] | None) -> bool:
+        tenant = resource.get("tenant_id") if resource is not None else None
+        return principal.has(permission) and tenant in (None, principal.tenant_id)
+
+    def allows_each(
         self,
         principal: Principal,
         permission: str,
+        resources: Sequence[Mapping[str, Any]],
         *,
-        resource: Mapping[str, Any] | None = None,
         request: RequestInfo | None = None,
-    ) -> bool:
-        tenant = resource.get("tenant_id") if resource is not None else None
-        return principal.has(permission) and tenant in (None, principal.tenant_id)
+    ) -> list[bool]:
+        return [self._allows(principal, permission, r) for r in resources]
 
     def authorize(
         self,
@@ -96,7 +100,7 @@ class RoleAuthorizer:
         resource: Mapping[str, Any] | None = None,
         request: RequestInfo | None = None,
     ) -> None:
-        if not self.allows(principal, permission, resource=resource, request=request):
+        if not self._allows(principal, permission, resource):
             raise PermissionDeniedError(f"missing permission {permission}")
 
 
@@ -170,13 +174,10 @@ def visible(
     silently (a list is not an attempt on each of its items, so nothing is recorded)."""
     if not items:
         return []
-    authorizer = get_runtime(request).authorizer
-    info = request_info(request)
-    return [
-        item
-        for item, resource in zip(items, resources(items), strict=True)
-        if authorizer.allows(principal, permission, resource=resource, request=info)
-    ]
+    allowed = get_runtime(request).authorizer.allows_each(
+        principal, permission, resources(items), request=request_info(request)
+    )
+    return [item for item, ok in zip(items, allowed, strict=True) if ok]
 
 
 #: Extra page fetches a filtered list may make to fill a page before answering a short one.

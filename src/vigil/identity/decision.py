@@ -25,7 +25,7 @@ or ``visible`` in a view), never at route level. Route-level decisions are cache
 permission, address, minute) for ``decision_cache_ttl_s``; per-object decisions are evaluated
 each time against the cached rules. Rules are re-read after the same time or at once when they
 change (in this process, or anywhere through the revocation epoch). Every denial through
-``authorize`` is counted and emitted as an ``access_denied`` security event; ``allows`` (list
+``authorize`` is counted and emitted as an ``access_denied`` security event; ``allows_each`` (list
 filtering) decides without recording.
 """
 
@@ -191,13 +191,69 @@ def rule_applies(
     request: RequestInfo | None,
     now: datetime,
 ) -> bool:
+    return _candidate(rule, principal, permission, request, now) and resource_matches(
+        rule, principal, resource
+    )
+
+
+def _candidate(
+    rule: Rule, principal: Principal, permission: str, request: RequestInfo | None, now: datetime
+) -> bool:
+    """Everything of ``rule_applies`` that does not depend on the resource."""
     if not any(fnmatch.fnmatchcase(permission, pattern) for pattern in rule.permissions):
         return False
-    return (
-        subject_matches(rule, principal)
-        and resource_matches(rule, principal, resource)
-        and environment_matches(rule, request, now)
-    )
+    return subject_matches(rule, principal) and environment_matches(rule, request, now)
+
+
+def _verdict(principal: Principal, permission: str, applicable: Sequence[Rule]) -> Decision:
+    for rule in applicable:
+        if rule.effect == Effect.DENY:
+            return Decision(False, f"denied by rule {rule.name}", rule.name)
+    if principal.has(permission):
+        return Decision(True, "role")
+    for rule in applicable:
+        if rule.effect == Effect.ALLOW:
+            return Decision(True, f"allowed by rule {rule.name}", rule.name)
+    return Decision(False, f"missing permission {permission}")
+
+
+_SYSTEM = Decision(True, "system")
+_OTHER_TENANT = Decision(False, "other tenant's resource")
+
+
+def decide_each(
+    principal: Principal,
+    permission: str,
+    rules: Sequence[Rule],
+    resources: Sequence[Mapping[str, Any] | None],
+    *,
+    request: RequestInfo | None = None,
+    now: datetime | None = None,
+) -> list[Decision]:
+    """:func:`decide` for each of ``resources`` (one request's list): the permission, subject
+    and environment parts of the rules are matched once, only the resource part per item."""
+    if principal.kind == "system":
+        return [_SYSTEM] * len(resources)
+    moment = now or datetime.now(UTC)
+    candidates = [r for r in rules if _candidate(r, principal, permission, request, moment)]
+    # What the roles and the resource-free rules say: the answer for most items of a list.
+    unconditional = [r for r in candidates if not r.resource]
+    plain = _verdict(principal, permission, unconditional)
+    conditional = len(candidates) > len(unconditional)
+    out = []
+    for resource in resources:
+        if resource is not None and resource.get("tenant_id") not in (None, principal.tenant_id):
+            out.append(_OTHER_TENANT)
+            continue
+        if not conditional:
+            out.append(plain)
+            continue
+        applicable = [
+            r for r in candidates if not r.resource or resource_matches(r, principal, resource)
+        ]
+        same = len(applicable) == len(unconditional)
+        out.append(plain if same else _verdict(principal, permission, applicable))
+    return out
 
 
 def decide(
@@ -210,25 +266,8 @@ def decide(
     now: datetime | None = None,
 ) -> Decision:
     """The pure decision (no cache, no logging); ``rules`` sorted by priority."""
-    if principal.kind == "system":
-        return Decision(True, "system")
-    if resource is not None:
-        owner_tenant = resource.get("tenant_id")
-        if owner_tenant is not None and owner_tenant != principal.tenant_id:
-            return Decision(False, "other tenant's resource")
-    moment = now or datetime.now(UTC)
-    applicable = [
-        r for r in rules if rule_applies(r, principal, permission, resource, request, moment)
-    ]
-    for rule in applicable:
-        if rule.effect == Effect.DENY:
-            return Decision(False, f"denied by rule {rule.name}", rule.name)
-    if principal.has(permission):
-        return Decision(True, "role")
-    for rule in applicable:
-        if rule.effect == Effect.ALLOW:
-            return Decision(True, f"allowed by rule {rule.name}", rule.name)
-    return Decision(False, f"missing permission {permission}")
+    [decision] = decide_each(principal, permission, rules, [resource], request=request, now=now)
+    return decision
 
 
 class PolicyDecisionPoint:
@@ -328,15 +367,17 @@ class PolicyDecisionPoint:
 
     # --- Authorizer -------------------------------------------------------------------------------
 
-    def allows(
+    def allows_each(
         self,
         principal: Principal,
         permission: str,
+        resources: Sequence[Mapping[str, Any]],
         *,
-        resource: Mapping[str, Any] | None = None,
         request: RequestInfo | None = None,
-    ) -> bool:
-        return self.decide(principal, permission, resource=resource, request=request).allowed
+    ) -> list[bool]:
+        rules = self.rules_for(principal.tenant_id)
+        decisions = decide_each(principal, permission, rules, resources, request=request)
+        return [d.allowed for d in decisions]
 
     def authorize(
         self,
