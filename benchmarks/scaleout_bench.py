@@ -53,6 +53,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -382,7 +383,10 @@ def measure_throughput(
     return result
 
 
-def start_profiler(target: Target, args: argparse.Namespace) -> subprocess.Popen[bytes] | None:
+Profiler = tuple[subprocess.Popen[bytes], Path]
+
+
+def start_profiler(target: Target, args: argparse.Namespace) -> Profiler | None:
     if not args.profile:
         return None
     args.profile.mkdir(parents=True, exist_ok=True)
@@ -390,17 +394,46 @@ def start_profiler(target: Target, args: argparse.Namespace) -> subprocess.Popen
     out = args.profile / f"detector-{pid}.txt"
     print(f"    profiling detector process {pid} into {out}")
     spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen(
+    if not spy.exists():
+        sys.exit(f"--profile needs py-spy next to {sys.executable} (pip install py-spy)")
+    process = subprocess.Popen(
         [str(spy), "record", "--format", "raw", "--rate", "50", "--nonblocking",
          "--pid", str(pid), "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    return process, out
 
 
-def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
-    if profiler is not None:
-        profiler.send_signal(signal.SIGINT)
-        profiler.wait(60)
+def stop_profiler(profiler: Profiler | None) -> None:
+    if profiler is None:
+        return
+    process, output = profiler
+    process.send_signal(signal.SIGINT)
+    process.wait(60)
+    if output.exists():
+        print_profile(output)
+
+
+def print_profile(path: Path, top: int = 12) -> None:
+    """Where the profiled process spent its busy samples: the steps of a detection batch
+    (under ``DetectionPipeline.run_once``) and the other threads, by function."""
+    shares: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = [frame.split(" (", 1)[0] for frame in stack.split(";")]
+        n = int(count)
+        total += n
+        if "DetectionPipeline.run_once" in frames:
+            at = frames.index("DetectionPipeline.run_once")
+            shares["batch: " + (frames[at + 1] if at + 1 < len(frames) else "itself")] += n
+        else:  # name a thread by its loop's step (frames 0-2 are threading's bootstrap)
+            shares["other: " + " > ".join(frames[3:5] or frames)] += n
+    print(f"    py-spy samples of the busy threads ({total:,}; {path}):")
+    for name, n in shares.most_common(top):
+        print(f"      {n / max(total, 1):6.1%}  {name}")
 
 
 def measure_latency(target: Target, lines: Sequence[bytes], args: argparse.Namespace) -> None:
