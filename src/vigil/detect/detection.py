@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any
 
 from vigil.events.model import EventRecord
@@ -33,6 +34,22 @@ class Level(IntEnum):
             raise ValueError(
                 f"unknown level {text!r}; expected one of " + ", ".join(m.name.lower() for m in cls)
             ) from None
+
+
+# Both are asked for every detection of a scan, with the few values of the rule set: cached.
+@lru_cache(maxsize=64)
+def _level_rank(level: str | None) -> Level:
+    try:
+        return Level.parse(level)
+    except ValueError:
+        return Level.INFORMATIONAL
+
+
+@lru_cache(maxsize=8192)
+def _tactics(tags: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(
+        tag[7:] for tag in tags if tag.startswith("attack.") and not _ATTACK_ID.match(tag[7:])
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +86,11 @@ class Detection:
 
     @property
     def level_rank(self) -> Level:
-        try:
-            return Level.parse(self.level)
-        except ValueError:
-            return Level.INFORMATIONAL
+        return _level_rank(self.level)
 
     def tactics(self) -> list[str]:
         """ATT&CK tactics named by the tags (``attack.execution`` → ``execution``)."""
-        return [
-            tag[7:]
-            for tag in self.tags
-            if tag.startswith("attack.") and not _ATTACK_ID.match(tag[7:])
-        ]
+        return list(_tactics(tuple(self.tags)))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -10,12 +10,14 @@ semantic test also checks that the candidate index keeps the match.
 from __future__ import annotations
 
 import itertools
+import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from vigil.detect.sigma.context import EventContext
 from vigil.detect.sigma.engine import SigmaEngine
@@ -96,6 +98,27 @@ class RuleFactory:
 
     def matches(self, detection: str, fields: dict[str, Any], **kwargs: Any) -> bool:
         return self.check(self.compile(detection, **kwargs), fields)
+
+
+def load_detections(detections: Sequence[Mapping[str, Any]]) -> list[CompiledRule]:
+    """Rules "Random rule 0..n" (logsource ``product: vigiltest``) around these detections."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, detection in enumerate(detections):
+            doc = {
+                "title": f"Random rule {i}",
+                "id": f"00000000-0000-4000-8000-{i:012d}",
+                "status": "test",
+                "level": "low",
+                "logsource": dict(TEST_LOGSOURCE),
+                "detection": dict(detection),
+            }
+            path = Path(tmp) / f"r{i}.yml"
+            path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+            paths.append(path)
+        result = load_rules(paths, mapping=default_mapping())
+    assert not result.failures, result.failures
+    return result.rules
 
 
 @pytest.fixture

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.detect.sigma.conftest import RuleFactory, default_mapping, rule_yaml
+from tests.detect.sigma.conftest import RuleFactory, default_mapping, load_detections, rule_yaml
 from vigil.detect.sigma.context import EventContext
 from vigil.detect.sigma.engine import SigmaEngine
 from vigil.detect.sigma.loader import CompiledRule, load_rules
@@ -312,29 +310,12 @@ def test_candidate_index_never_drops_a_match(
     specs: list[tuple[dict[str, Any], list[list[str]]]], seed: int
 ) -> None:
     rnd = random.Random(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i, (detection, _) in enumerate(specs):
-            doc = {
-                "title": f"Random rule {i}",
-                "id": f"00000000-0000-4000-8000-{i:012d}",
-                "status": "test",
-                "level": "low",
-                "logsource": {"product": "vigiltest"},
-                "detection": detection,
-            }
-            path = Path(tmp) / f"r{i}.yml"
-            path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-            paths.append(path)
-        result = load_rules(paths, mapping=default_mapping())
-    assert not result.failures, result.failures
-    engine = SigmaEngine(result.rules)
+    rules = load_detections([detection for detection, _ in specs])
+    engine = SigmaEngine(rules)
     patterns = [p for _, ps in specs for p in ps]
     for _ in range(6):
         fields = make_event(rnd, patterns)
-        expected = [
-            r.info.id for r in result.rules if r.variants[0].node.match(EventContext(fields))
-        ]
+        expected = [r.info.id for r in rules if r.variants[0].node.match(EventContext(fields))]
         got = [
             r.info.id for r in engine.match(EventRecord(fields, logsource={"product": "vigiltest"}))
         ]

@@ -35,10 +35,47 @@ def to_strings(value: Any) -> tuple[str, ...]:
     return (orjson.dumps(value, default=str).decode(),)
 
 
+class NotFlat(Exception):
+    """A field holds a list or a structured value: the generated matchers only handle scalars.
+
+    Raised by :class:`LoweredFields`; the engine then evaluates the event with the reference
+    (tree) matchers, which handle every value shape.
+    """
+
+
+class LoweredFields(dict[str, str | None]):
+    """Field name -> the lowered string form of a scalar value (None: absent or null).
+
+    What the generated matchers (``codegen.py``) read: a plain dict lookup once filled. The
+    generated bucket code fills the fields most rules use inline; any other field is converted
+    here on first use. Lists and structured values raise :class:`NotFlat`.
+    """
+
+    __slots__ = ("fields",)
+
+    fields: dict[str, Any]
+
+    def __missing__(self, name: str) -> str | None:
+        value: Any = self.fields.get(name)
+        cls = value.__class__
+        if cls is str:
+            out: str | None = value.lower()
+        elif value is None:
+            out = None
+        elif cls is int or cls is float:
+            out = str(value)  # digits, "inf", "nan", "1e+20": already lower case
+        elif cls is bool:
+            out = "true" if value else "false"
+        else:
+            raise NotFlat(name)
+        self[name] = out
+        return out
+
+
 class EventContext:
     """The fields of one event plus caches of their string forms."""
 
-    __slots__ = ("_all_lower", "_all_raw", "_lower", "_text", "fields")
+    __slots__ = ("_all_lower", "_all_raw", "_lower", "_string_text", "_text", "fields")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
@@ -46,6 +83,7 @@ class EventContext:
         self._all_raw: list[str] | None = None
         self._all_lower: list[str] | None = None
         self._text: str | None = None
+        self._string_text: str | None = None
 
     def raw_strings(self, name: str) -> tuple[str, ...] | None:
         value = self.fields.get(name, MISSING)
@@ -101,9 +139,38 @@ class EventContext:
     def text(self) -> str:
         """All values, lowered and joined: what the candidate index scans."""
         if self._text is None:
-            # Same strings as all_raw_strings(), built in one pass: scalars are the common case.
-            parts = [
-                v if type(v) is str else SEPARATOR.join(to_strings(v)) for v in self.fields.values()
-            ]
-            self._text = SEPARATOR.join(parts).lower()
+            values = self.fields.values()
+            if _SCALAR_TYPES.issuperset(map(type, values)):
+                # str() of a scalar is its string form (lowered below, True becomes "true");
+                # None adds "none", which can only add candidates.
+                self._text = _lower_join(list(map(str, values)))
+            else:
+                parts = [v if type(v) is str else SEPARATOR.join(to_strings(v)) for v in values]
+                self._text = _lower_join(parts)
         return self._text
+
+    def string_text(self) -> str:
+        """Like :meth:`text`, but may leave out integer and null values.
+
+        For literals that no integer's text can contain (they hold a character other than
+        ``-`` and digits): cheaper, as the common event is strings, integers and nulls only.
+        """
+        if self._string_text is None:
+            parts = [v for v in self.fields.values() if v.__class__ is not int and v is not None]
+            try:
+                self._string_text = _lower_join(parts)
+            except TypeError:  # floats, booleans, lists, ...: the whole text
+                self._string_text = self.text()
+        return self._string_text
+
+
+def _lower_join(parts: list[str]) -> str:
+    joined = SEPARATOR.join(parts)
+    if joined.isascii():
+        return joined.lower()
+    # Lowering non-ASCII text is ~5x slower per character: pay it only for the values that
+    # need it. (The separator is no cased letter, so lowering parts or the whole is the same.)
+    return SEPARATOR.join([p.lower() for p in parts])
+
+
+_SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})

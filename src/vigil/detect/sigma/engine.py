@@ -14,13 +14,17 @@ witnesses were seen, plus the few without witnesses, are evaluated.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ahocorasick
 
-from vigil.detect.sigma.context import EventContext
+from vigil.detect.sigma.codegen import MatchFn, RunFn, bucket_function, lowered_fields
+from vigil.detect.sigma.codegen import rule_function as generate_rule_function
+from vigil.detect.sigma.compiler import Node
+from vigil.detect.sigma.context import EventContext, LoweredFields
 from vigil.detect.sigma.loader import CompiledRule, Variant
 from vigil.events.model import EventRecord
 
@@ -28,6 +32,10 @@ LogsourceKey = tuple[tuple[str, str], ...]
 
 #: Distinct routing outcomes whose merged index is kept (there are about as many as sources).
 MERGED_CACHE_SIZE = 4096
+#: Distinct raw routing values remembered (Channel, EventID, ... as they appear in events).
+ROUTE_CACHE_SIZE = 16384
+#: A field read by at least this share of a bucket's rules is lowered up front for every event.
+PRELOWER_SHARE = 0.1
 
 
 def _norm(value: Any) -> str:
@@ -49,7 +57,7 @@ class Bucket:
     where the rule would look for it.
     """
 
-    __slots__ = ("always", "automata", "entries", "equals", "numbers")
+    __slots__ = ("always", "automata", "entries", "equals", "numbers", "run")
 
     def __init__(self) -> None:
         self.entries: list[tuple[int, Variant]] = []  # (rule index, variant)
@@ -57,6 +65,8 @@ class Bucket:
         self.automata: tuple[tuple[str, Any], ...] = ()
         self.equals: tuple[tuple[str, dict[str, tuple[int, ...]]], ...] = ()
         self.numbers: tuple[tuple[str, dict[str, tuple[int, ...]]], ...] = ()
+        #: The generated per-event code (``compile``): positions of matching entries.
+        self.run: RunFn | None = None
 
     def add(self, rule_index: int, variant: Variant) -> None:
         self.entries.append((rule_index, variant))
@@ -85,6 +95,32 @@ class Bucket:
         )
         self.numbers = tuple(
             (f, {lit: tuple(p) for lit, p in lits.items()}) for f, lits in index["num"].items()
+        )
+
+    def compile(self, function_of: Callable[[Node], MatchFn], label: str = "bucket") -> None:
+        """Generate ``run``: this index and the entries' matchers as straight Python code.
+
+        Each entry's matcher is generated on its first call (``function_of``), so rules that
+        never become candidates cost nothing.
+        """
+        nodes = [variant.matcher for _, variant in self.entries]
+        functions: list[MatchFn] = []
+        for pos, node in enumerate(nodes):
+            functions.append(_generate_on_first_call(functions, pos, node, function_of))
+        # Fields the index probes, then the ones many of the rules read.
+        index_fields = [f for f, _ in self.automata if f] + [f for f, _ in self.equals]
+        uses = Counter(f for node in nodes for f in set(lowered_fields(node)))
+        frequent = [f for f, n in uses.most_common() if n >= max(2, len(nodes) * PRELOWER_SHARE)]
+        self.run = bucket_function(
+            always=self.always,
+            automata=self.automata,
+            equals=self.equals,
+            numbers=self.numbers,
+            prelower=list(dict.fromkeys(index_fields + frequent)),
+            functions=functions,
+            nodes=nodes,
+            slow_candidates=self.candidates,
+            label=label,
         )
 
     def candidates(self, ctx: EventContext) -> Iterable[int]:
@@ -116,6 +152,16 @@ class Bucket:
         return found
 
 
+def _generate_on_first_call(
+    functions: list[MatchFn], pos: int, node: Node, function_of: Callable[[Node], MatchFn]
+) -> MatchFn:
+    def first_call(lowered: LoweredFields, fields: dict[str, Any], ctx: EventContext) -> bool:
+        fn = functions[pos] = function_of(node)
+        return fn(lowered, fields, ctx)
+
+    return first_call
+
+
 @dataclass(frozen=True, slots=True)
 class EngineStats:
     rules: int
@@ -136,6 +182,11 @@ class SigmaEngine:
         self._hint_buckets: dict[LogsourceKey, int] = {}
         self._hint_cache: dict[LogsourceKey, tuple[int, ...]] = {}
         self._merged: dict[tuple[int, ...], Bucket] = {}
+        #: id(matcher tree) -> its generated function (the trees live as long as the engine)
+        self._functions: dict[int, MatchFn] = {}
+        #: Every field routing reads, and (raw values, their types) -> merged bucket.
+        self._route_names: tuple[str, ...] = ()
+        self._route_cache: dict[Any, Bucket | None] = {}
         self._build()
 
     # ------------------------------------------------------------------ building
@@ -178,6 +229,7 @@ class SigmaEngine:
                         table.setdefault(combo, []).append(bucket_id)
                 self._buckets[by_source[id(src)]].add(index, variant)
         self._groups = list(groups.items())
+        self._route_names = tuple(sorted({n for names in groups for n in names}))
 
     def stats(self) -> EngineStats:
         entries = [e for b in self._buckets for e in b.entries]
@@ -206,6 +258,7 @@ class SigmaEngine:
                         seen.add(id(variant.matcher))
                         merged.add(rule_index, variant)
             merged.build()
+            merged.compile(self._function, f"bucket {','.join(map(str, bucket_ids))}")
             if len(self._merged) >= MERGED_CACHE_SIZE:
                 self._merged.pop(next(iter(self._merged)))
             self._merged[bucket_ids] = merged
@@ -243,27 +296,71 @@ class SigmaEngine:
             self._hint_cache[key] = cached
         return cached
 
+    def _function(self, node: Node) -> MatchFn:
+        fn = self._functions.get(id(node))
+        if fn is None:
+            fn = self._functions[id(node)] = generate_rule_function(node)
+        return fn
+
+    def _bucket_for(self, event: EventRecord) -> Bucket | None:
+        """The merged bucket ``event`` routes to, remembered by its raw routing values."""
+        values = tuple(map(event.fields.get, self._route_names))
+        # The types are part of the key: 1, 1.0 and True are equal dict keys but route apart.
+        key: Any = (values, tuple(map(type, values)))
+        if event.logsource:
+            key = (key, _logsource_key(event.logsource))
+        try:
+            return self._route_cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value (a list): route without remembering
+            return self._bucket_of(self._route(event))
+        bucket = self._bucket_of(self._route(event))
+        if len(self._route_cache) >= ROUTE_CACHE_SIZE:
+            self._route_cache.pop(next(iter(self._route_cache)))
+        self._route_cache[key] = bucket
+        return bucket
+
+    def _bucket_of(self, buckets: list[int]) -> Bucket | None:
+        if not buckets:
+            return None
+        key = (buckets[0],) if len(buckets) == 1 else tuple(sorted(set(buckets)))
+        return self._merged.get(key) or self._merged_bucket(key)
+
     def match(self, event: EventRecord, ctx: EventContext | None = None) -> list[CompiledRule]:
         """The rules matching ``event``, each once, in load order."""
+        bucket = self._bucket_for(event)
+        if bucket is None:
+            return []
+        fields = event.fields
+        if ctx is None:
+            ctx = EventContext(fields)
+        lowered = LoweredFields()
+        lowered.fields = fields
+        assert bucket.run is not None
+        matched = bucket.run(lowered, fields, ctx)
+        if not matched:
+            return []
+        entries = bucket.entries
+        rules = self.rules
+        if len(matched) == 1:
+            return [rules[entries[matched[0]][0]]]
+        return [rules[i] for i in sorted({entries[pos][0] for pos in matched})]
+
+    def match_reference(self, event: EventRecord) -> list[CompiledRule]:
+        """What :meth:`match` answers, computed by walking the matcher trees (no generated
+        code): the reference the generated code is tested against."""
         buckets = self._route(event)
         if not buckets:
             return []
-        if ctx is None:
-            ctx = EventContext(event.fields)
+        ctx = EventContext(event.fields)
         key = (buckets[0],) if len(buckets) == 1 else tuple(sorted(set(buckets)))
         bucket = self._merged.get(key) or self._merged_bucket(key)
         entries = bucket.entries
-        matched: list[int] = []
-        for pos in bucket.candidates(ctx):
-            rule_index, variant = entries[pos]
-            if variant.matcher.match(ctx):
-                matched.append(rule_index)
-        if not matched:
-            return []
-        rules = self.rules
-        if len(matched) == 1:
-            return [rules[matched[0]]]
-        return [rules[i] for i in sorted(set(matched))]
+        matched = {
+            entries[pos][0] for pos in bucket.candidates(ctx) if entries[pos][1].matcher.match(ctx)
+        }
+        return [self.rules[i] for i in sorted(matched)]
 
     def variant_for(self, rule: CompiledRule, event: EventRecord) -> Variant | None:
         """The variant of ``rule`` that ``event`` is routed to (None: not its logsource)."""
