@@ -4,6 +4,7 @@ Prints figures; records nothing by itself (copy them into docs/performance.md).
 
     .venv/bin/python benchmarks/engine_bench.py --events 1000000
     .venv/bin/python benchmarks/engine_bench.py --events 200000 --workers 1 2
+    .venv/bin/python benchmarks/engine_bench.py --events 100000 --repeat 5   # on a busy machine
 
 Corpora (written under benchmarks/.data/, re-used between runs):
   regression  every event of SigmaHQ's regression EVTX files, as evtx_dump JSON lines,
@@ -17,6 +18,7 @@ import argparse
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -130,7 +132,7 @@ def write_corpus(name: str, events: int) -> Path:
     return path
 
 
-def in_process(path: Path) -> None:
+def in_process(path: Path, repeat: int = 1) -> None:
     from vigil.detect.scan import Scanner, ScanSummary, scan_paths
     from vigil.detect.sigma.engine import SigmaEngine
     from vigil.detect.sigma.loader import load_rules
@@ -146,15 +148,21 @@ def in_process(path: Path) -> None:
         f"buckets {stats.buckets}, indexed variants {stats.indexed_variants}, "
         f"unindexed {stats.unindexed_variants}"
     )
-    summary = ScanSummary()
-    t0 = time.perf_counter()
-    n_det = sum(1 for _ in scan_paths([path], Scanner(engine), summary))
-    dt = time.perf_counter() - t0
+    rates = []
+    for _ in range(repeat):
+        summary = ScanSummary()
+        t0 = time.perf_counter()
+        n_det = sum(1 for _ in scan_paths([path], Scanner(engine), summary))
+        dt = time.perf_counter() - t0
+        rates.append(summary.events / dt)
+        print(
+            f"  one core, file->detections: {summary.events} events in {dt:.1f} s = "
+            f"{summary.events / dt:,.0f} events/s; {n_det} detections"
+        )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"  one core, file->detections: {summary.events} events in {dt:.1f} s = "
-        f"{summary.events / dt:,.0f} events/s; {n_det} detections; peak RSS {rss:,.0f} MiB"
-    )
+    if repeat > 1:
+        print(f"  median of {repeat} passes: {statistics.median(rates):,.0f} events/s")
+    print(f"  peak RSS {rss:,.0f} MiB")
 
 
 def with_workers(path: Path, workers: int, events: int) -> None:
@@ -186,6 +194,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--corpus", choices=["regression", "synthetic", "both"], default="both")
     ap.add_argument("--workers", type=int, nargs="*", default=[])
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="scan passes in one process (median printed)"
+    )
     args = ap.parse_args()
     if not SIGMA.is_dir():
         sys.exit(f"SigmaHQ data not found at {SIGMA}")
@@ -193,7 +204,7 @@ def main() -> None:
     for name in names:
         path = write_corpus(name, args.events)
         print(f"{name} corpus: {path} ({path.stat().st_size / 2**20:,.0f} MiB)")
-        in_process(path)
+        in_process(path, args.repeat)
         for w in args.workers:
             with_workers(path, w, args.events)
 
