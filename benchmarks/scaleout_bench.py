@@ -361,7 +361,7 @@ def measure_throughput(
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: target.remaining() == 0, "the detectors to drain the queue", 3600)
     drain_s = time.perf_counter() - started
-    stop_profiler(profiler)
+    profile = stop_profiler(profiler)
     cpu = [cpu_seconds(p) - c for p, c in zip(target.detectors, cpu0, strict=True)]
     backends = set(pids) | set(pg_backends(target.database_url))
     pg_cpu = sum(cpu_seconds(p) - pg0.get(p, 0.0) for p in backends)
@@ -380,6 +380,8 @@ def measure_throughput(
         f"    PostgreSQL backends of this database: {pg_cpu:.1f} CPU s = "
         f"{sum(events) / max(pg_cpu, 1e-9):,.0f} events per PostgreSQL CPU second"
     )
+    if profile is not None:
+        print_profile(profile)
     return result
 
 
@@ -404,14 +406,13 @@ def start_profiler(target: Target, args: argparse.Namespace) -> Profiler | None:
     return process, out
 
 
-def stop_profiler(profiler: Profiler | None) -> None:
+def stop_profiler(profiler: Profiler | None) -> Path | None:
     if profiler is None:
-        return
+        return None
     process, output = profiler
     process.send_signal(signal.SIGINT)
     process.wait(60)
-    if output.exists():
-        print_profile(output)
+    return output if output.exists() else None
 
 
 def print_profile(path: Path, top: int = 12) -> None:
