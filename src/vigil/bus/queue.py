@@ -22,10 +22,12 @@ SQL semantics:
   transaction as its results, so a crash replays exactly the uncommitted part. Commit order must
   equal ``seq`` order or a reader could pass a row that commits later: SQLite serialises writers
   anyway; on PostgreSQL publishers take a transaction-scoped advisory lock.
-* **Retention** (:meth:`SqlEventQueue.purge`). Rows every consumer has processed are deleted
-  once older than ``retention_s``, except rows with an ``event_id``: those stay for the
-  idempotency window (``idempotency_window_s``), because the row *is* the memory that this id
-  was seen. A record re-sent after that window is accepted again.
+* **Retention** (:meth:`SqlEventQueue.purge`). Rows every consumer of the queue (those named
+  to ``ensure_consumer``) has processed are deleted once older than ``retention_s``, except
+  rows with an ``event_id``: those stay for the idempotency window (``idempotency_window_s``),
+  because the row *is* the memory that this id was seen. A record re-sent after that window is
+  accepted again. Purging deletes in chunks of ``PURGE_CHUNK`` rows, one short transaction
+  (and write-gate hold) each.
 """
 
 from __future__ import annotations
@@ -38,7 +40,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import Engine, Table, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +67,8 @@ log = logging.getLogger("vigil.queue")
 #: Key of the PostgreSQL advisory lock that orders publishers (any constant; "vigilq" in hex).
 PG_PUBLISH_LOCK = 0x76696769_6C71
 QUEUE_KEY = "event_queue"
+#: Records deleted per purge transaction (each one a short hold of the write gate).
+PURGE_CHUNK = 2_000
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
@@ -185,6 +199,10 @@ class SqlEventQueue(_Listeners):
         self._sessions = sessions
         #: writers of this database queue up here (see :mod:`vigil.bus.queue_gate`)
         self.write_gate: WriteGate | NoGate = gate or NoGate()
+        #: records without an id up to here were purged by this process already
+        self._plain_purged_to = 0
+        #: the consumers reading this queue (``ensure_consumer``): purge waits for all of them
+        self._consumers: set[str] = set()
 
     # ---------------------------------------------------------------- producer
     def publish(self, tenant_id: str, records: Sequence[QueueRecord]) -> PublishResult:
@@ -327,7 +345,9 @@ class SqlEventQueue(_Listeners):
         return None
 
     def ensure_consumer(self, consumer: str) -> None:
-        """Create the consumer's offset row (at 0) so ``read`` always has a row to lock."""
+        """Create the consumer's offset row (at 0) so ``read`` always has a row to lock, and
+        count it among the consumers whose progress bounds :meth:`purge`."""
+        self._consumers.add(consumer)
         with self._sessions() as session:
             if session.get(ConsumerOffset, consumer) is None:
                 offsets.advance(session, name=consumer, position=0)
@@ -357,37 +377,75 @@ class SqlEventQueue(_Listeners):
     def purge(self, *, now: datetime, retention_s: float, idempotency_window_s: float) -> int:
         plain_cutoff = now - timedelta(seconds=retention_s)
         id_cutoff = now - timedelta(seconds=max(retention_s, idempotency_window_s))
-        total = 0
-        with self.write_gate.hold(), self._sessions() as session:
-            done = session.execute(select(func.min(ConsumerOffset.position))).scalar_one()
-            if done is None:
-                return 0
-            while True:
-                victims = (
-                    select(QueuedEventRow.seq)
-                    .where(
-                        QueuedEventRow.seq <= done,
-                        or_(
-                            and_(
-                                QueuedEventRow.event_id.is_(None),
-                                QueuedEventRow.accepted_at < plain_cutoff,
-                            ),
-                            QueuedEventRow.accepted_at < id_cutoff,
-                        ),
+        if not self._consumers:
+            return 0  # no consumer of this queue known: nothing is safe to delete
+        with self._sessions() as session:
+            # Only this queue's consumers: ``consumer_offsets`` also holds outbox readers,
+            # whose positions count outbox events, not queue records.
+            positions: dict[str, int] = {
+                name: int(position)
+                for name, position in session.execute(
+                    select(ConsumerOffset.name, ConsumerOffset.position).where(
+                        ConsumerOffset.name.in_(sorted(self._consumers))
                     )
-                    .order_by(QueuedEventRow.seq)
-                    .limit(10_000)
-                    .scalar_subquery()
                 )
-                deleted = (
-                    session.connection()
-                    .execute(delete(QueuedEventRow).where(QueuedEventRow.seq.in_(victims)))
-                    .rowcount
+            }
+            done = min(positions.get(name, 0) for name in self._consumers)
+            plain_upper = min(done, self._last_accepted_before(session, plain_cutoff))
+            id_upper = min(done, self._last_accepted_before(session, id_cutoff))
+        # Records without an id past retention, above what earlier purges of this process
+        # cleared (so the ids kept between them are not scanned again and again).
+        plain = QueuedEventRow.event_id.is_(None)
+        lower = self._plain_purged_to
+        total = self._delete_chunks(
+            plain & (QueuedEventRow.accepted_at < plain_cutoff), lower=lower, upper=plain_upper
+        )
+        with self._sessions() as session:
+            kept = session.execute(
+                select(func.min(QueuedEventRow.seq)).where(
+                    plain, QueuedEventRow.seq > lower, QueuedEventRow.seq <= plain_upper
                 )
-                session.commit()
-                total += deleted or 0
-                if not deleted or deleted < 10_000:
+            ).scalar_one_or_none()
+        self._plain_purged_to = max(lower, int(kept) - 1 if kept is not None else plain_upper)
+        # Then everything past the idempotency window: a prefix of ids by now.
+        return total + self._delete_chunks(
+            QueuedEventRow.accepted_at < id_cutoff, lower=0, upper=id_upper
+        )
+
+    @staticmethod
+    def _last_accepted_before(session: Session, cutoff: datetime) -> int:
+        """The seq of the newest record accepted before ``cutoff`` (0: none), found through
+        the ``accepted_at`` index: an upper bound for the scans (records are stamped before
+        they wait for the write gate, so a lower seq may carry a slightly later stamp; such a
+        record is left for a later purge)."""
+        seq = session.execute(
+            select(QueuedEventRow.seq)
+            .where(QueuedEventRow.accepted_at < cutoff)
+            .order_by(QueuedEventRow.accepted_at.desc(), QueuedEventRow.seq.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        return int(seq or 0)
+
+    def _delete_chunks(self, where: ColumnElement[bool], *, lower: int, upper: int) -> int:
+        """Delete the records with ``lower < seq <= upper`` and ``where``, ``PURGE_CHUNK`` per
+        transaction, taking the write gate for each: ingest and the detection worker never wait
+        for more than one chunk."""
+        total = 0
+        while lower < upper:
+            query = select(QueuedEventRow.seq).where(
+                QueuedEventRow.seq > lower, QueuedEventRow.seq <= upper, where
+            )
+            with self.write_gate.hold(), self._sessions() as session:
+                seqs = list(session.scalars(query.order_by(QueuedEventRow.seq).limit(PURGE_CHUNK)))
+                if not seqs:
                     return total
+                session.execute(delete(QueuedEventRow).where(QueuedEventRow.seq.in_(seqs)))
+                session.commit()
+            total += len(seqs)
+            if len(seqs) < PURGE_CHUNK:
+                return total
+            lower = seqs[-1]
+        return total
 
 
 class SqliteChanges:

@@ -68,7 +68,6 @@ def child_main(
         DetectionThread,
         alerts_sink,
         apply_report,
-        queue_housekeeping,
     )
     from vigil.store import engine_from_settings, session_factory
 
@@ -118,13 +117,6 @@ def child_main(
         pipeline,
         idle_poll_s=settings.pipeline.idle_poll_s,
         on_report=on_report,
-        housekeeping=queue_housekeeping(
-            queue,
-            consumer=settings.pipeline.consumer,
-            retention_s=settings.pipeline.processed_retention_s,
-            idempotency_window_s=settings.ingest.idempotency_window_s,
-        ),
-        housekeeping_interval_s=settings.pipeline.purge_interval_s,
         wake_event=wake,
     )
     correlator = build_correlator(
