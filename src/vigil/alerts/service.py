@@ -13,6 +13,10 @@ then offered to incident grouping (:mod:`vigil.incidents.grouping`).
 
 Recording a ``detection_id`` that is already recorded changes nothing; its outcome is
 ``duplicate`` and names the alert it went to.
+
+Usage metering: the new detections and the new alerts of each tenant are added to its usage
+counters in the same transaction (:func:`vigil.metering.service.count_committed`), so they are
+counted exactly once whatever process records them.
 """
 
 from __future__ import annotations

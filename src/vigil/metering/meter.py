@@ -3,6 +3,10 @@
 Domains ask :func:`meter_of` for the runtime's meter and call ``add`` (counted per tenant, hour
 and day) and ``check_quota`` before accepting work. :class:`NullMeter` is the test double and the
 default when metering is not wired.
+
+Detections and alerts are not counted here: the detection worker (often a child process with no
+meter) adds them in its own transaction with :func:`vigil.metering.service.count_committed`,
+so they count exactly when they commit. Delivered notifications are counted by the sender.
 """
 
 from __future__ import annotations
