@@ -25,9 +25,8 @@ For each:
    from the stored detections (``detected_at - accepted_at``: accepted -> detection stamped,
    before the alert writes and the commit).
 
-Last, the per-core figures: the embedded engine (engine_bench.py's measurement: file ->
-detections in one process, same rules, same events), the embedded pipeline, and one worker
-through the queue, per CPU second.
+Last, per CPU second: the embedded engine (engine_bench.py's measurement, file -> detections,
+same rules and events), the embedded pipeline, and a worker through the queue.
 
     # 100,000 events; embedded, then 1 worker, then 2; latency at 1,000 events/s for 20 s
     .venv/bin/python benchmarks/scaleout_bench.py
@@ -37,8 +36,7 @@ through the queue, per CPU second.
     # py-spy (collapsed stacks) of the first detecting process while it drains
     .venv/bin/python benchmarks/scaleout_bench.py --profile /tmp/scaleout-profile
 
-Prints figures with the machine's core count and load average; records nothing by itself (the
-lead copies figures into docs/performance.md).
+Prints figures with the machine's core count and load average; records nothing by itself.
 """
 
 from __future__ import annotations

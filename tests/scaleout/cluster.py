@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from tests.support.server import VIGIL, VigilServer, free_port, vigil_env
 
@@ -191,6 +191,17 @@ def backlog(client: redis.Redis, stream: str, group: str = GROUP) -> int:
             lag = info.get("lag")
             return int(info["pending"]) + (int(lag) if lag is not None else client.xlen(stream))
     return int(client.xlen(stream))  # no worker created the group yet: nothing was read
+
+
+def sql_queue_done(engine: Engine, consumer: str = "detection") -> bool:
+    """Whether the embedded service's consumer has committed past the last record of its SQL
+    queue (the reference runs use the SQL queue)."""
+    with engine.connect() as conn:
+        last = conn.execute(text("SELECT max(seq) FROM event_queue")).scalar_one()
+        done = conn.execute(
+            text("SELECT position FROM consumer_offsets WHERE name = :name"), {"name": consumer}
+        ).scalar_one_or_none()
+    return last is not None and done == last
 
 
 def consumer_pending(client: redis.Redis, stream: str, pid: int, group: str = GROUP) -> int:

@@ -37,6 +37,7 @@ from tests.scaleout.cluster import (
     outcome,
     post_all,
     run_parallel,
+    sql_queue_done,
     start_all,
     wait_for,
 )
@@ -201,7 +202,10 @@ def streams() -> Iterator[StreamNames]:
     try:
         client.ping()
     except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+        # like PostgreSQL (tests/conftest.py): a missing service fails, never skips silently
+        pytest.fail("Redis is not running on 127.0.0.1:6379", pytrace=False)
+    finally:
+        client.close()
     names = StreamNames()
     yield names
     names.cleanup()
@@ -230,17 +234,8 @@ def clean_run(server: Replica, key: str, url: str) -> Outcome:
     want = expected()
     assert (sent.accepted, sent.duplicates) == (want.accepted, want.duplicates)
     engine = create_engine(url)
-
-    def drained() -> bool:
-        with engine.connect() as conn:
-            last = conn.execute(text("SELECT max(seq) FROM event_queue")).scalar_one()
-            done = conn.execute(
-                text("SELECT position FROM consumer_offsets WHERE name = 'detection'")
-            ).scalar_one_or_none()
-        return last is not None and done == last
-
     try:
-        wait_for(drained, "the clean run to process every event", 600)
+        wait_for(lambda: sql_queue_done(engine), "the clean run to process every event", 600)
     finally:
         engine.dispose()
     server.stop()
