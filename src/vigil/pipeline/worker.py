@@ -225,6 +225,7 @@ class DetectionThread:
         self._housekeeping_interval = housekeeping_interval_s
         # threading.Event, or a multiprocessing.Event when the waker is another process
         self._wake = wake_event if wake_event is not None else threading.Event()
+        self._blocking_reads = bool(getattr(pipeline.queue, "blocking_reads", False))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.batches = 0
@@ -274,7 +275,8 @@ class DetectionThread:
                     self._housekeeping()
                 except Exception:
                     log.exception("pipeline housekeeping failed")
-            if not full:
+            if not full and not self._blocking_reads:
+                # A queue whose reads block on the server (Redis) has already waited there.
                 self._wake.wait(self._idle)
 
     def status(self) -> dict[str, Any]:
