@@ -286,10 +286,10 @@ class BucketSource(Source):
             self.emit(3, f"{local} = L[{key}]  # numbers converted; lists raise NotFlat")
         return local
 
-    def scan(self, local: str, automaton: Any, indent: int) -> None:
+    def scan(self, local: str, automaton: Any, indent: int, *, nullable: bool = True) -> None:
         """Emit code adding the positions of every literal of ``automaton`` found in ``local``
-        (a string, or None for an absent field)."""
-        if local != "t":
+        (a string, or with ``nullable`` None for an absent field)."""
+        if nullable:
             self.emit(indent, f"if {local} is not None:")
             indent += 1
         words = list(automaton.keys())
@@ -346,9 +346,9 @@ def bucket_function(
                 # Each literal holds one of these: a few C-level `in` tests spare most events
                 # the automaton's slower scan.
                 emit(2, "if " + " or ".join(f"{a!r} in t" for a in found_any) + ":")
-                src.scan("t", automaton, 3)
+                src.scan("t", automaton, 3, nullable=False)
             else:
-                src.scan("t", automaton, 2)
+                src.scan("t", automaton, 2, nullable=False)
     for name, table in equals:
         src.probe(src.lower(name), src.bind(table, "eq"))
     for name, table in numbers:

@@ -9,6 +9,12 @@ Candidates: each compiled rule names a set of lowered literals of which at least
 in the event for the rule to match (its *witnesses*, see ``compiler.py``). Per source, an
 Aho-Corasick automaton over those literals scans the event's lowered text once; only rules whose
 witnesses were seen, plus the few without witnesses, are evaluated.
+
+Evaluation: the routing outcome (a merged bucket) is remembered per raw routing values; each
+bucket's per-event work (lowering fields, probing its index, calling its candidates) and each
+rule's condition are generated Python code (``codegen.py``). The matcher trees stay the
+reference: :meth:`SigmaEngine.match_reference` walks them, events with list values are
+evaluated through them, and the tests compare both.
 """
 
 from __future__ import annotations
