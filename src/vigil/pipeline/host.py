@@ -93,7 +93,7 @@ def detection_thread(runtime: Runtime, registry: RuleRegistry) -> DetectionThrea
     pipeline = DetectionPipeline(
         sessions=runtime.sessions,
         queue=queue,
-        detector=Detector(registry),
+        detector=Detector(registry, partitions=settings.pipeline.correlation_partitions),
         sink=alerts_sink(settings),
         consumer=settings.pipeline.consumer,
         batch_size=settings.pipeline.batch_size,

@@ -83,10 +83,6 @@ def correlator_for(
     from vigil.pipeline.worker import alerts_sink
 
     settings = runtime.settings
-    partitions = settings.pipeline.correlation_partitions
-    # host.py builds the detector with the default count; every detecting process must use
-    # the configured one (the correlators route by it).
-    detection.pipeline.detector.partitions = partitions
     queue = queue_of(runtime)
     gate = (
         queue.write_gate
