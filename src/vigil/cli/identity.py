@@ -292,29 +292,10 @@ def keys_revoke(
     typer.echo(f"revoked {key_id}")
 
 
-def users_unlock(
-    email: Annotated[str, typer.Argument(help="The user's email address.")],
-    tenant: TenantOpt,
-) -> None:
-    """Clear a user's failed logins and sign-in back-off; a locked user becomes active again
-    (a disabled one stays disabled: use `vigil users enable`)."""
-    from vigil.identity import service, sessions
-
-    with cli_session(tenant_name=tenant) as (session, tenant_id):
-        assert tenant_id is not None
-        user = service.find_user(session, tenant_id=tenant_id, email=email)
-        if user is None:
-            fail(f"no user {email!r} in this tenant")
-        run(lambda: sessions.unlock_user(session, user=user, actor=CLI_ACTOR))
-        typer.echo(f"{user.email}: unlocked, status {user.status}")
-
-
 def register(app: typer.Typer) -> None:
     """Add the identity command groups to the top-level CLI."""
     app.add_typer(admin_app, name="admin")
     app.add_typer(keys_app, name="keys")
     from vigil.cli.identity_users import users_app
 
-    # `users unlock` lives here (vigil.cli.identity_users holds the other user commands).
-    users_app.command("unlock")(users_unlock)
     app.add_typer(users_app, name="users")

@@ -177,3 +177,21 @@ def users_reset_password(
         typer.echo("Store the password now: it is shown only once.")
     else:
         typer.echo(f"password of {email} changed")
+
+
+@users_app.command("unlock")
+def users_unlock(
+    email: Annotated[str, typer.Argument(help="The user's email address.")],
+    tenant: TenantOpt,
+) -> None:
+    """Clear a user's failed logins and sign-in back-off; a locked user becomes active again
+    (a disabled one stays disabled: use `vigil users enable`)."""
+    from vigil.identity import service, sessions
+
+    with cli_session(tenant_name=tenant) as (session, tenant_id):
+        assert tenant_id is not None
+        user = service.find_user(session, tenant_id=tenant_id, email=email)
+        if user is None:
+            fail(f"no user {email!r} in this tenant")
+        run(lambda: sessions.unlock_user(session, user=user, actor=CLI_ACTOR))
+        typer.echo(f"{user.email}: unlocked, status {user.status}")
