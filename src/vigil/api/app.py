@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vigil import __version__
-from vigil.api import problems
+from vigil.api import openapi, problems
 from vigil.api.middleware import RequestContextMiddleware
 from vigil.runtime import Runtime
 
@@ -86,12 +86,12 @@ def create_app(runtime: Runtime, *, manage_workers: bool = True) -> FastAPI:
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
-        responses=problems.PROBLEM_RESPONSE,
     )
     app.state.runtime = runtime
     problems.install(app)
     for _name, router in _routers():
         app.include_router(router)  # type: ignore[arg-type]
+    openapi.install(app)
     # Domains add ASGI middleware through the runtime (identity: rate limits, usage metering);
     # outages they run into become 503s (they run before routing, outside the exception
     # handlers); the request-context middleware is added last so it wraps everything and logs

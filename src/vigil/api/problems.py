@@ -239,37 +239,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(e.VigilError, on_vigil)
     app.add_exception_handler(Exception, on_any)
-
-
-# The problem document as OpenAPI sees it (referenced from routers' `responses=`).
-PROBLEM_RESPONSE: dict[int | str, dict[str, Any]] = {
-    "default": {
-        "description": "Problem (RFC 9457)",
-        "content": {
-            MEDIA_TYPE: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "instance": {"type": "string"},
-                        "request_id": {"type": "string"},
-                        "errors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "field": {"type": "string"},
-                                    "message": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                    "required": ["type", "title", "status"],
-                }
-            }
-        },
-    }
-}
