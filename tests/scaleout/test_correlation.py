@@ -4,7 +4,8 @@ processes on the real PostgreSQL and Redis Streams, two correlation partitions.
 The example correlation (5 failed logons for one account and address within 5 minutes) must
 fire exactly once per account although the events of each account are detected by both workers
 (the other worker is frozen with SIGSTOP while each half is sent), and still exactly once when
-the worker owning a partition is SIGKILLed between the halves.
+the worker owning a partition is SIGKILLed between the halves, and when it is frozen (SIGSTOP,
+its connections open) long enough to lose its partition's lease.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def accounts(tenant_id: str) -> dict[int, str]:
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, url: str, streams: StreamNames) -> None:
+    def __init__(
+        self, tmp_path: Path, url: str, streams: StreamNames, *, lease_s: float = 120.0
+    ) -> None:
         self.home = tmp_path / "cluster"
         self.env = {
             "VIGIL_DATABASE_URL": url,
@@ -92,6 +95,8 @@ class Cluster:
             "VIGIL_PIPELINE__CORRELATION_POLL_S": "0.2",
             # no periodic snapshot: a killed owner's successor must replay the inputs
             "VIGIL_PIPELINE__CORRELATION_SNAPSHOT_INTERVAL_S": "3600",
+            # long by default: the tests that freeze a worker briefly keep its partitions
+            "VIGIL_PIPELINE__CORRELATION_LEASE_S": str(lease_s),
         }
         run_vigil(["db", "upgrade"], home=self.home, env=self.env)
         self.creds: Credentials = bootstrap(self.home, env=self.env)
@@ -223,3 +228,33 @@ def test_owner_killed_between_the_halves_fires_once(
         assert cluster.partitions(survivor) == list(range(PARTITIONS))
         assert cluster.alerts() == len(users)
     assert cluster.correlations() == dict.fromkeys(users, 1)
+
+
+def test_frozen_owner_loses_its_partition_and_writes_nothing_stale(
+    tmp_path: Path, pg_schema_url: str, streams: StreamNames
+) -> None:
+    with Cluster(tmp_path, pg_schema_url, streams, lease_s=3.0) as cluster:
+        users = list(accounts(cluster.creds.tenant_id).values())
+        wait_for(cluster.spread, "each worker to own one partition")
+        cluster.send(users, range(3))
+        wait_for(lambda: cluster.detected(3 * len(users)), "the first three to be detected")
+        wait_for(cluster.correlated, "the first three to be correlated")
+        victim = cluster.owner_of(0)
+        survivor = next(w for w in cluster.workers if w is not victim)
+        # Frozen, not dead: its PostgreSQL sessions stay open (advisory locks would stay held).
+        victim.signal(signal.SIGSTOP)
+        wait_for(
+            lambda: cluster.partitions(survivor) == list(range(PARTITIONS)),
+            "the survivor to take the frozen worker's partitions over when their leases expire",
+        )
+        cluster.send(users, range(3, 5))
+        wait_for(lambda: cluster.detected(5 * len(users)), "the survivor to detect")
+        wait_for(cluster.correlated, "the survivor to correlate")
+        wait_for(lambda: cluster.correlations() == dict.fromkeys(users, 1), "one hit per account")
+        assert cluster.owner_of(0) is survivor
+        victim.signal(signal.SIGCONT)
+        # The woken worker finds its partitions gone, drops them unwritten and rejoins.
+        wait_for(lambda: "correlation partitions lost" in victim.log(), "the victim to notice")
+        wait_for(cluster.spread, "the partitions to spread over both workers again")
+        assert cluster.correlations() == dict.fromkeys(users, 1)
+        assert cluster.alerts() == len(users)

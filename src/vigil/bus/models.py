@@ -37,3 +37,18 @@ class ConsumerOffset(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Lease(Base):
+    """A named, expiring claim held by one process (:mod:`vigil.bus.leases`): correlation
+    partitions, correlator membership, the notification dispatcher's leadership.
+
+    ``epoch`` grows by one at every change of holder, so a holder that was frozen past its
+    expiry finds its epoch gone when it next writes (a fencing token)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), nullable=False)
+    epoch: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -61,6 +61,13 @@ class PipelineSettings(BaseModel):
         description="How often the correlator looks for inputs written by other processes "
         "(inputs of its own process wake it at once).",
     )
+    correlation_lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a worker's claim on a correlation partition lasts without renewal "
+        "(PostgreSQL). A worker that dies or freezes loses its partitions to another after "
+        "this long; it is renewed every third of it.",
+    )
     correlation_input_retention_s: float = Field(
         default=3600.0,
         ge=0,

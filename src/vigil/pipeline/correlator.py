@@ -12,7 +12,9 @@ one partition whichever worker saw them. For each partition it owns
    in-memory engines: restore the stored snapshot and continue from its ``snapshot_position``;
 2. read the inputs after the in-memory position in ``seq`` order and feed them to the engine of
    their (tenant, family) — one :class:`vigil.detect.correlate.CorrelationEngine` each;
-3. record the hits as detections through the alerts sink, advance ``position``, and every
+3. fence on the partition's lease (:meth:`vigil.pipeline.partition_locks.PartitionLocks.fence`:
+   an owner frozen past its lease and taken over writes nothing and drops the partition), record
+   the hits as detections through the alerts sink, advance ``position``, and every
    ``snapshot_interval_s`` (and on a clean stop or hand-over) write the engines' snapshot with
    the position it was taken at; commit.
 
@@ -67,6 +69,11 @@ from vigil.runtime import LoopWorker
 from vigil.store.tenancy import system_session
 
 log = logging.getLogger("vigil.pipeline")
+
+
+class PartitionLost(Exception):
+    """The partition's lease was taken over by another correlator: drop it, write nothing."""
+
 
 SNAPSHOT_FORMAT = 1
 
@@ -151,6 +158,7 @@ class Correlator:
         snapshot_interval_s: float = 30.0,
         poll_s: float = 0.5,
         rebalance_interval_s: float = 2.0,
+        lease_s: float = 15.0,
         retention_s: float = 3600.0,
         prune_interval_s: float = 60.0,
         overrides_refresh_s: float = 1.0,
@@ -164,7 +172,8 @@ class Correlator:
         self.batch_size = batch_size
         self.snapshot_interval_s = snapshot_interval_s
         self.poll_s = poll_s
-        self.rebalance_interval_s = rebalance_interval_s
+        # Renewing happens at each rebalance: three chances before the lease runs out.
+        self.rebalance_interval_s = min(rebalance_interval_s, lease_s / 3)
         self.retention_s = retention_s
         self.prune_interval_s = prune_interval_s
         self.overrides = OverridesCache(overrides_refresh_s)
@@ -226,7 +235,10 @@ class Correlator:
         snap = self.registry.current
         processed = 0
         for part in list(self._parts.values()):
-            processed += self._step(part, snap)
+            try:
+                processed += self._step(part, snap)
+            except PartitionLost:
+                self._drop(part.number)
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self.prune_interval_s
             self.prune()
@@ -236,7 +248,10 @@ class Correlator:
         """Write every owned partition's snapshot now."""
         snap = self.registry.current
         for part in list(self._parts.values()):
-            self._step(part, snap, snapshot=True)
+            try:
+                self._step(part, snap, snapshot=True)
+            except PartitionLost:
+                self._drop(part.number)
 
     def release_all(self) -> None:
         for number in list(self._parts):
@@ -245,9 +260,8 @@ class Correlator:
 
     def rebalance(self) -> None:
         """Keep ``ceil(partitions / live members)`` partitions: take free ones, hand on extras."""
-        if not self.locks.healthy():
-            self._parts.clear()  # the locks are gone; whoever takes a partition replays it
-            return
+        for number in self.locks.renew():
+            self._drop(number)  # taken over while this process did not renew (frozen)
         target = math.ceil(self.partitions / self.locks.members())
         while len(self._parts) > target:
             self._release(max(self._parts))
@@ -275,11 +289,19 @@ class Correlator:
             if len(self._parts) >= target:
                 return
 
+    def _drop(self, number: int) -> None:
+        """Forget a partition that another correlator took over (no final snapshot: its state
+        here is stale)."""
+        if self._parts.pop(number, None) is not None:
+            log.warning("correlation partition taken over; dropped", extra={"partition": number})
+
     def _release(self, number: int) -> None:
         part = self._parts[number]
         try:
             if part.committed is not None:
                 self._step(part, self.registry.current, snapshot=True)
+        except PartitionLost:
+            log.warning("correlation partition taken over before its final snapshot")
         except Exception:
             log.exception("final correlation snapshot failed", extra={"partition": number})
         finally:
@@ -317,6 +339,7 @@ class Correlator:
         self._sync_rules(snap)
         session = system_session(self.sessions)
         try:
+            self.locks.guard(session)
             row = store.lock_state(session, partition=part.number)
             if row is None:
                 raise RuntimeError(f"correlation partition {part.number} has no state row")
@@ -337,6 +360,8 @@ class Correlator:
             # Encoded before the write gate: on SQLite ingest waits while the gate is held.
             blob = encode_snapshot(self.partitions, part.engines) if due else None
             with self.gate.hold():
+                if not self.locks.fence(session, part.number):
+                    raise PartitionLost(part.number)
                 now = datetime.now(UTC)
                 fresh = store_detections(
                     session, records=records, seqs=[None] * len(records), now=now
@@ -481,12 +506,13 @@ def build_correlator(
         sessions=sessions,
         registry=registry,
         sink=sink,
-        locks=locks_for(engine),
+        locks=locks_for(engine, lease_s=cfg.correlation_lease_s),
         partitions=cfg.correlation_partitions,
         gate=gate,
         batch_size=cfg.batch_size,
         snapshot_interval_s=cfg.correlation_snapshot_interval_s,
         poll_s=cfg.correlation_poll_s,
+        lease_s=cfg.correlation_lease_s,
         retention_s=cfg.correlation_input_retention_s,
         prune_interval_s=cfg.purge_interval_s,
         overrides_refresh_s=cfg.overrides_refresh_s,

@@ -1,37 +1,44 @@
-"""Who runs the correlator of each partition: one process at a time, taken over when it dies.
+"""Who runs the correlator of each partition: one process at a time, taken over when it dies
+or freezes.
 
-* **PostgreSQL**: a session-level advisory lock per partition, held on one dedicated connection
-  of the owning process. When the process dies its connection closes and PostgreSQL releases
-  the locks at once; the next process that tries takes the partition over. Every correlator
-  also holds a *shared* advisory lock that marks it a member, so each can count the live
-  members in ``pg_locks`` and keep only its fair share (``ceil(partitions / members)``):
-  starting another worker spreads the partitions, stopping one hands its share on. Lock keys
-  are hashed with the schema name, so Vigil deployments in other schemas of the same database
-  never contend.
+* **PostgreSQL**: a lease per partition (:mod:`vigil.bus.leases`), renewed by the owner every
+  rebalance (a third of the lease time at most) and taken over by another correlator once it
+  expires: a dead process and a frozen one (SIGSTOP, with its connections still open) lose
+  their partitions alike, after ``pipeline.correlation_lease_s``. Every correlator also holds a
+  *member* lease, so each can count the live members and keep only its fair share
+  (``ceil(partitions / members)``): starting another worker spreads the partitions, stopping
+  (or freezing) one hands its share on. A take-over bumps the lease's epoch; a step writes its
+  state only in a transaction that also fences on its epoch (:meth:`PartitionLocks.fence`), so
+  an owner that wakes after a take-over writes nothing and drops the partition.
 * **SQLite**: the embedded deployment runs one correlator, in the detection process. An
   exclusive ``flock`` per partition next to the database file still makes sure that a second
   process on the same file (a stray ``vigil worker``) cannot correlate at the same time.
 
-Ownership is only the normal case's guarantee; correctness does not rest on it: each step of
-the correlator locks its partition's state row and checks that the committed position is the
-one it last wrote (see :mod:`vigil.pipeline.correlator`).
+The correlator also locks its partition's state row and checks that the committed position is
+the one it last wrote (see :mod:`vigil.pipeline.correlator`): a second writer is detected even
+where no lease fences (SQLite).
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import threading
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from vigil.bus.leases import Leases
 
 log = logging.getLogger("vigil.pipeline")
 
-LOCK_NAME = "vigil-correlator"
+PARTITION_LEASE = "correlation-partition:"
+MEMBER_LEASE = "correlator-member:"
+#: members' lease rows expired this long are deleted (each process instance adds one)
+FORGET_MEMBERS_S = 3600.0
 
 
 class PartitionLocks(Protocol):
@@ -40,102 +47,93 @@ class PartitionLocks(Protocol):
     def release(self, partition: int) -> None: ...
 
     def members(self) -> int:
-        """Live correlator processes (at least 1: this one)."""
+        """Live correlator processes (at least 1: this one); also renews this one's membership."""
         ...
 
-    def healthy(self) -> bool:
-        """False when held locks may have been lost (connection gone); all are dropped then."""
+    def renew(self) -> set[int]:
+        """Extend the held partitions; returns those lost (taken over): drop them unwritten."""
+        ...
+
+    def guard(self, session: Session) -> None:
+        """Called first in a step's transaction (see :meth:`vigil.bus.leases.Leases.guard`)."""
+        ...
+
+    def fence(self, session: Session, partition: int) -> bool:
+        """In a step's transaction, before it writes: False when the partition was lost."""
         ...
 
     def close(self) -> None: ...
 
 
-def _key(*parts: object) -> int:
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+class PgPartitionLeases:
+    """Partition and member leases on PostgreSQL (see the module docstring)."""
 
-
-class PgPartitionLocks:
-    """Session advisory locks on one dedicated autocommit connection."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._conn: Connection | None = None
-        self._schema = ""
+    def __init__(self, engine: Engine, *, lease_s: float) -> None:
+        self.leases = Leases(engine, ttl_s=lease_s)
+        self._held: dict[int, int] = {}  # partition -> epoch
+        self._member: int | None = None  # epoch of this process's member lease
         self._lock = threading.Lock()
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                self._schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
-                conn.execute(text("SELECT pg_advisory_lock_shared(:k)"), {"k": self._members_key()})
-            except Exception:
-                conn.close()
-                raise
-            self._conn = conn
-        return self._conn
-
-    def _members_key(self) -> int:
-        return _key(self._schema, LOCK_NAME, "members")
 
     def try_acquire(self, partition: int) -> bool:
         with self._lock:
-            conn = self._connection()
-            key = _key(self._schema, LOCK_NAME, partition)
-            return bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
-            )
+            epoch = self.leases.acquire(f"{PARTITION_LEASE}{partition}")
+            if epoch is None:
+                return False
+            self._held[partition] = epoch
+            return True
 
     def release(self, partition: int) -> None:
         with self._lock:
-            if self._conn is None:
-                return
-            key = _key(self._schema, LOCK_NAME, partition)
-            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            epoch = self._held.pop(partition, None)
+            if epoch is not None:
+                self.leases.release(f"{PARTITION_LEASE}{partition}", epoch)
 
     def members(self) -> int:
         with self._lock:
-            conn = self._connection()
-            key = self._members_key()
-            # A bigint advisory key shows in pg_locks as classid (high half), objid (low half).
-            count = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND database = (SELECT oid FROM pg_database"
-                    "                 WHERE datname = current_database())"
-                    " AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1"
-                ),
-                {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
-            ).scalar_one()
-            return max(1, int(count))
+            me = f"{MEMBER_LEASE}{self.leases.owner}"
+            epoch = self._member if self._member is not None else -1
+            if self.leases.renew({me: epoch}):
+                self._member = self.leases.acquire(me)
+            self.leases.forget_expired(MEMBER_LEASE, older_than_s=FORGET_MEMBERS_S)
+            return max(1, self.leases.live(MEMBER_LEASE))
 
-    def healthy(self) -> bool:
+    def renew(self) -> set[int]:
         with self._lock:
-            if self._conn is None:
-                return True  # nothing held yet
-            try:
-                self._conn.execute(text("SELECT 1"))
-                return True
-            except Exception:
-                log.warning("correlator lock connection lost; partitions are released")
-                self._close()
-                return False
+            names = {f"{PARTITION_LEASE}{n}": epoch for n, epoch in self._held.items()}
+            lost = {int(name[len(PARTITION_LEASE) :]) for name in self.leases.renew(names)}
+            for partition in lost:
+                del self._held[partition]
+            if lost:
+                log.warning("correlation partitions lost", extra={"partitions": sorted(lost)})
+            return lost
 
-    def _close(self) -> None:
-        if self._conn is not None:
-            try:
-                # Invalidate, not just close: a pooled connection would keep the session, and
-                # with it the locks. Ending the session makes PostgreSQL release them.
-                self._conn.invalidate()
-                self._conn.close()
-            except Exception:
-                log.debug("closing the lock connection failed", exc_info=True)
-            self._conn = None
+    def guard(self, session: Session) -> None:
+        self.leases.guard(session)
+
+    def fence(self, session: Session, partition: int) -> bool:
+        epoch = self._held.get(partition)
+        if epoch is None:
+            return False
+        if self.leases.fence(session, f"{PARTITION_LEASE}{partition}", epoch):
+            return True
+        with self._lock:
+            self._held.pop(partition, None)
+        return False
 
     def close(self) -> None:
         with self._lock:
-            self._close()
+            for partition, epoch in list(self._held.items()):
+                try:
+                    self.leases.release(f"{PARTITION_LEASE}{partition}", epoch)
+                except Exception:
+                    log.debug("releasing a partition lease failed", exc_info=True)
+            self._held.clear()
+            if self._member is not None:
+                try:
+                    self.leases.release(f"{MEMBER_LEASE}{self.leases.owner}", self._member)
+                except Exception:
+                    log.debug("releasing the member lease failed", exc_info=True)
+                self._member = None
 
 
 class FilePartitionLocks:
@@ -173,17 +171,23 @@ class FilePartitionLocks:
     def members(self) -> int:
         return 1
 
-    def healthy(self) -> bool:
-        return True
+    def renew(self) -> set[int]:
+        return set()  # a flock is held until its descriptor closes
+
+    def guard(self, session: Session) -> None:
+        return None
+
+    def fence(self, session: Session, partition: int) -> bool:
+        return partition in self._fds
 
     def close(self) -> None:
         for partition in list(self._fds):
             self.release(partition)
 
 
-def locks_for(engine: Engine) -> PartitionLocks:
+def locks_for(engine: Engine, *, lease_s: float = 15.0) -> PartitionLocks:
     if engine.dialect.name == "postgresql":
-        return PgPartitionLocks(engine)
+        return PgPartitionLeases(engine, lease_s=lease_s)
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return FilePartitionLocks(None)
