@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import orjson
-from sqlalchemy import JSON, Table, bindparam, case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from vigil.alerts.aftercommit import after_commit
@@ -331,63 +329,6 @@ def record_detections(
     return result
 
 
-@cache
-def _sqlite_insert(
-    table: Table, keys: tuple[str, ...]
-) -> tuple[str, list[Callable[[Any], Any] | None]]:
-    """The driver-level INSERT of ``keys`` into ``table`` and the encoder of each key (None:
-    bound as it is), giving the values SQLAlchemy would bind on SQLite: JSON as text, UTC times
-    as the naive ISO text :class:`vigil.alerts.types.UtcDateTime` stores (sortable)."""
-    encoders: list[Callable[[Any], Any] | None] = []
-    for key in keys:
-        column_type = table.c[key].type
-        if isinstance(column_type, UtcDateTime):
-            encoders.append(_sqlite_time)
-        elif isinstance(column_type, JSON):
-            encoders.append(_json_text)
-        else:
-            encoders.append(None)
-    sql = f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({', '.join('?' for _ in keys)})"
-    return sql, encoders
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None and value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
-
-
-def _json_text(value: Any) -> str:
-    # The JSON columns hold strings and bounded_context's output, which orjson always encodes.
-    return orjson.dumps(value).decode()
-
-
-def _insert(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
-    """:func:`vigil.alerts.types.insert_rows`, except on SQLite: there one ``executemany`` on the
-    driver with values encoded here, a column at a time, because SQLAlchemy's per-value bind
-    processing (stdlib JSON, datetime formatting) was the largest part of writing a new alert.
-    The rows share their keys."""
-    if not rows:
-        return
-    if session.get_bind().dialect.name != "sqlite":
-        insert_rows(session, model, rows)
-        return
-    session.flush()
-    keys = tuple(rows[0])
-    sql, encoders = _sqlite_insert(table_of(model), keys)
-    columns = []
-    for key, encode in zip(keys, encoders, strict=True):
-        values = [row[key] for row in rows]
-        columns.append(values if encode is None else list(map(encode, values)))
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, list(zip(*columns, strict=True)))
-    finally:
-        cursor.close()
-
-
 def _write(
     session: Session,
     *,
@@ -397,7 +338,7 @@ def _write(
     now: datetime,
 ) -> None:
     """Bulk statements on the session's connection (Core: no per-row ORM bookkeeping)."""
-    _insert(session, Alert, new_rows)
+    insert_rows(session, Alert, new_rows)
     conn = session.connection()
     alerts = table_of(Alert)
     if folded:
@@ -428,4 +369,4 @@ def _write(
                 for s in folded
             ],
         )
-    _insert(session, AlertDetection, links)
+    insert_rows(session, AlertDetection, links)

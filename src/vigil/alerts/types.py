@@ -9,14 +9,16 @@ so comparisons, sorting and cursors behave the same on both backends.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Table, insert, text
+from sqlalchemy import DateTime, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
+
+from vigil.store.bulk import insert_rows, sqlite_utc_text, table_of
 
 
 def as_utc(value: datetime) -> datetime:
@@ -29,6 +31,8 @@ def as_utc(value: datetime) -> datetime:
 class UtcDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
+    #: what :func:`vigil.store.bulk.insert_rows` binds on SQLite (the text this type stores)
+    sqlite_encoder = staticmethod(sqlite_utc_text)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
@@ -42,24 +46,6 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return as_utc(value)
-
-
-def table_of(model: type[Any]) -> Table:
-    """The Core table of a mapped class (for bulk statements that bypass the ORM)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``model``'s table with one ``executemany`` on the session's
-    connection (psycopg pipelines it on PostgreSQL; measured faster there than one giant
-    multi-row VALUES statement, which SQLAlchemy has to compile afresh every time). Bypasses the
-    ORM and its tenant stamping: the rows carry their ``tenant_id``."""
-    if not rows:
-        return
-    session.flush()
-    session.connection().execute(insert(table_of(model)), list(rows))
 
 
 def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
@@ -85,3 +71,6 @@ def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
             text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k"),
             {"ids": ids},
         )
+
+
+__all__ = ["UtcDateTime", "as_utc", "insert_rows", "lock_keys", "table_of"]

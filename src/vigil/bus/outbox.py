@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from vigil.bus.models import OutboxEvent
 from vigil.events.envelope import SecurityEvent
+from vigil.store.bulk import insert_rows
 
 #: PostgreSQL advisory lock ordering outbox emitters ("vigilo" in hex).
 PG_OUTBOX_LOCK = 0x76696769_6C6F
@@ -60,7 +61,7 @@ def emit_many(session: Session, *, tenant_id: str, events: Sequence[SecurityEven
                 "body": orjson.dumps(ev.to_json_dict()),
             }
         )
-    session.execute(insert(OutboxEvent), rows)
+    insert_rows(session, OutboxEvent, rows)
 
 
 def read_after(session: Session, *, after_seq: int, limit: int = 500) -> list[StreamItem]:

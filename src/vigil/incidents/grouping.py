@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from vigil.alerts.aftercommit import after_commit
@@ -355,13 +355,10 @@ def group_alerts(
     opened = [t.incident for t in touched_incidents.values() if t.opened]
     session.flush()
     incidents = table_of(Incident)
-    if opened:
-        session.connection().execute(
-            insert(incidents),
-            [{c.key: getattr(i, c.key) for c in incidents.columns} for i in opened],
-        )
-    if links:
-        session.connection().execute(insert(table_of(IncidentAlert)), links)
+    insert_rows(
+        session, Incident, [{c.key: getattr(i, c.key) for c in incidents.columns} for i in opened]
+    )
+    insert_rows(session, IncidentAlert, links)
     record(session, items)
     _announce(session, list(touched_incidents.values()))
     return opened
