@@ -396,6 +396,13 @@ def stages(args: argparse.Namespace, rules: Path) -> None:
         clock.wrap(alerts, "record_detections", "record alerts (alerts domain)")
         clock.wrap(alerts, "emit_many", "threat_detected outbox events")
         clock.wrap(grouping, "group_alerts", "incident grouping")
+        # Inside the two above (their own rows count apart from them):
+        clock.wrap(alerts, "threat_detected", "  threat_detected events (pydantic)")
+        clock.wrap(alerts, "_write", "  alert rows (insert, fold update)")
+        clock.wrap(grouping, "_candidates", "  incident candidates (ORM load)")
+        clock.wrap(grouping, "record", "  incident timeline rows")
+        clock.wrap(grouping, "append_many", "  ledger entries (incident.open)")
+        clock.wrap(grouping, "_announce", "  incident events + ledger")
         events = detections = 0
         started = time.thread_time()
         while True:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vigil import errors
@@ -47,6 +47,7 @@ from vigil.ledger.schemas import (
     SigningKeyRead,
     b64,
 )
+from vigil.store.bulk import insert_rows
 
 if TYPE_CHECKING:
     from vigil.ledger.verify import VerifyReport
@@ -67,10 +68,12 @@ def _now() -> datetime:
 # --- reading helpers ------------------------------------------------------------------------------
 
 
-def _entry_read(entry: Entry, data: bytes, leaf: bytes) -> AuditEntryRead:
+def _entry_read(
+    entry: Entry, data: bytes, leaf: bytes, when: datetime | None = None
+) -> AuditEntryRead:
     return AuditEntryRead(
         seq=entry.seq,
-        time=entry.when,
+        time=entry.when if when is None else when,
         tenant=entry.tenant,
         actor=entry.actor,
         action=entry.action,
@@ -194,6 +197,7 @@ def append_many(session: Session, *, entries: Sequence[AuditEntryCreate]) -> lis
         data = entry.canonical()
         leaf = merkle.leaf_hash(data)
         edge.append(leaf, on_node)
+        when = entry.when
         rows.append(
             {
                 "seq": entry.seq,
@@ -202,11 +206,11 @@ def append_many(session: Session, *, entries: Sequence[AuditEntryCreate]) -> lis
                 "tenant": entry.tenant,
                 "actor": entry.actor,
                 "action": entry.action,
-                "time": entry.when,
+                "time": when,
             }
         )
-        out.append(_entry_read(entry, data, leaf))
-    session.execute(insert(AuditEntry), rows)
+        out.append(_entry_read(entry, data, leaf, when))
+    insert_rows(session, AuditEntry, rows)
     tree.insert_nodes(session, nodes)
     return out
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.ledger import merkle
 from vigil.ledger.errors import IntegrityError, LedgerError, ProofError
 from vigil.ledger.merkle import NodeId
 from vigil.ledger.models import AuditEntry, AuditHead, AuditNode
+from vigil.store.bulk import insert_rows
 
 HEAD_ID = 1
 _CHUNK = 400  # ids per query, well under SQLite's bound-parameter limit
@@ -112,7 +113,7 @@ def compact_range(session: Session, size: int) -> merkle.CompactRange:
 
 def insert_nodes(session: Session, nodes: Sequence[dict[str, Any]]) -> None:
     if nodes:
-        session.execute(insert(AuditNode), list(nodes))
+        insert_rows(session, AuditNode, nodes)
 
 
 def root_at(session: Session, size: int) -> bytes:
