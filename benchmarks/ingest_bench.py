@@ -389,20 +389,23 @@ def stages(args: argparse.Namespace, rules: Path) -> None:
             batch_size=args.batch,
         )
         clock = StageClock()
-        clock.wrap(SqlEventQueue, "read", "queue read")
-        clock.wrap(SqlEventQueue, "ack", "queue ack")
-        clock.wrap(Detector, "detect", "detect (decode, normalise, match)")
-        clock.wrap(pipeline_service, "store_detections", "store detections")
-        clock.wrap(alerts, "record_detections", "record alerts (alerts domain)")
-        clock.wrap(alerts, "emit_many", "threat_detected outbox events")
-        clock.wrap(grouping, "group_alerts", "incident grouping")
-        # Inside the two above (their own rows count apart from them):
-        clock.wrap(alerts, "threat_detected", "  threat_detected events (pydantic)")
-        clock.wrap(alerts, "_write", "  alert rows (insert, fold update)")
-        clock.wrap(grouping, "_candidates", "  incident candidates (ORM load)")
-        clock.wrap(grouping, "record", "  incident timeline rows")
-        clock.wrap(grouping, "append_many", "  ledger entries (incident.open)")
-        clock.wrap(grouping, "_announce", "  incident events + ledger")
+        # Indented names run inside the stage above them and count apart from it.
+        for owner, attribute, stage in (
+            (SqlEventQueue, "read", "queue read"),
+            (SqlEventQueue, "ack", "queue ack"),
+            (Detector, "detect", "detect (decode, normalise, match)"),
+            (pipeline_service, "store_detections", "store detections"),
+            (alerts, "record_detections", "record alerts (alerts domain)"),
+            (alerts, "emit_many", "threat_detected outbox events"),
+            (grouping, "group_alerts", "incident grouping"),
+            (alerts, "threat_detected", "  threat_detected events (pydantic)"),
+            (alerts, "_write", "  alert rows (insert, fold update)"),
+            (grouping, "_candidates", "  incident candidates (ORM load)"),
+            (grouping, "record", "  incident timeline rows"),
+            (grouping, "append_many", "  ledger entries (incident.open)"),
+            (grouping, "_announce", "  incident events + ledger"),
+        ):
+            clock.wrap(owner, attribute, stage)
         events = detections = 0
         started = time.thread_time()
         while True:
