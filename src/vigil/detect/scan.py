@@ -56,6 +56,10 @@ class ScanSummary:
         self.by_rule.update(other.by_rule)
 
 
+#: Stands in for the event when a decision depends on the rule alone.
+_NO_EVENT = EventRecord(fields={})
+
+
 def _rule_detection(rule: CompiledRule, event: EventRecord) -> Detection:
     info = rule.info
     return Detection(info.id, info.title, info.level, info.tags, event, rule_name=info.name)
@@ -105,9 +109,18 @@ class Scanner:
         self.min_level = min_level
         #: ids/names of base rules whose own detections are not output (`generate: false`)
         self.suppressed = suppressed
+        #: id(rule) -> whether its detections are output (the engine keeps its rules alive)
+        self._rule_outputs: dict[int, bool] = {}
 
     def _keep(self, detection: Detection) -> bool:
         return detection.level_rank >= self.min_level
+
+    def rule_outputs(self, rule: CompiledRule) -> bool:
+        """:meth:`outputs` for every detection of ``rule`` (it depends on the rule alone)."""
+        known = self._rule_outputs.get(id(rule))
+        if known is None:
+            known = self._rule_outputs[id(rule)] = self.outputs(_rule_detection(rule, _NO_EVENT))
+        return known
 
     def base_detections(self, event: EventRecord) -> list[Detection]:
         return [_rule_detection(r, event) for r in self.engine.match(event)]
@@ -230,6 +243,9 @@ def scan_paths(
 def _scan_serial(
     files: Iterable[Path], scanner: Scanner, summary: ScanSummary, progress: ProgressFn | None
 ) -> Iterator[Detection]:
+    if scanner.correlations is None:
+        yield from _scan_serial_uncorrelated(files, scanner, summary, progress)
+        return
     for path in files:
         summary.files += 1
         for item in read_events(path):
@@ -240,6 +256,32 @@ def _scan_serial(
             for det in scanner.process(item):
                 summary.add(det)
                 yield det
+        if progress is not None:
+            progress(_size(path))
+
+
+def _scan_serial_uncorrelated(
+    files: Iterable[Path], scanner: Scanner, summary: ScanSummary, progress: ProgressFn | None
+) -> Iterator[Detection]:
+    """:func:`_scan_serial` without correlations: ``scanner.process`` reduced to what it does
+    then (a detection per matching rule whose detections are output), with the per-rule
+    decision remembered; most events match nothing, so their cost is reading plus ``match``."""
+    match = scanner.engine.match
+    outputs = scanner.rule_outputs
+    for path in files:
+        summary.files += 1
+        for item in read_events(path):
+            if item.__class__ is not EventRecord and isinstance(item, ReadIssue):
+                summary.issues.append(item)
+                continue
+            summary.events += 1
+            rules = match(item)
+            if rules:
+                for rule in rules:
+                    if outputs(rule):
+                        det = _rule_detection(rule, item)
+                        summary.add(det)
+                        yield det
         if progress is not None:
             progress(_size(path))
 

@@ -52,6 +52,10 @@ _ATTRS = "#attributes"
 _TEXT = "#text"
 _SEPARATE_ATTRS_SUFFIX = "_attributes"
 _SECTIONS_HANDLED = frozenset({"System", "EventData", "UserData", _ATTRS})
+#: EventData keys with a meaning of their own (anything else is a named value).
+_EVENT_DATA_SPECIAL = frozenset({"Data", _ATTRS, _TEXT})
+#: Value types stored as they are (no dict: those are flattened).
+_FLAT_TYPES = frozenset({str, int, float, bool, type(None), list})
 #: Top-level keys of a wrapped Windows event that are not collector metadata.
 _WRAPPER_KEYS = frozenset({"Event", "Event" + _SEPARATE_ATTRS_SUFFIX, "logsource"})
 
@@ -171,6 +175,13 @@ def flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def _flatten_system(system: dict[str, Any], fields: dict[str, Any]) -> None:
     for key, value in system.items():
+        if value.__class__ is dict and len(value) == 1:
+            # The usual shape, ``{"#attributes": {...}}``: no children to walk.
+            attrs = value.get(_ATTRS)
+            if attrs.__class__ is dict and not key.endswith(_SEPARATE_ATTRS_SUFFIX):
+                for attr, attr_value in attrs.items():
+                    fields[f"{key}_{attr}"] = attr_value
+                continue
         if isinstance(value, dict):
             if key.endswith(_SEPARATE_ATTRS_SUFFIX):
                 element = key[: -len(_SEPARATE_ATTRS_SUFFIX)]
@@ -201,6 +212,11 @@ def _flatten_system(system: dict[str, Any], fields: dict[str, Any]) -> None:
 def _add_spaceless_names(fields: dict[str, Any]) -> None:
     """Also expose ``Threat Name`` as ``ThreatName``: Sigma field names drop the spaces of
     Windows event data names (rules-specification, field naming), e.g. Defender's events."""
+    try:
+        if " " not in "\x1f".join(fields):  # one C-level pass instead of a loop over the names
+            return
+    except TypeError:  # a name that is not a string: look at each
+        pass
     spaced = [k for k in fields if " " in k]
     for key in spaced:
         fields.setdefault(key.replace(" ", ""), fields[key])
@@ -210,6 +226,11 @@ def _flatten_event_data(data: Any, fields: dict[str, Any]) -> None:
     if not isinstance(data, dict):
         # <EventData>text</EventData> or a bare list of values: all of it is unnamed data.
         _set_unnamed_data(data, fields)
+        return
+    if _EVENT_DATA_SPECIAL.isdisjoint(data) and _FLAT_TYPES.issuperset(map(type, data.values())):
+        # The usual shape: named scalar values only. One C-level update, same order and values
+        # as the loop below.
+        fields.update(data)
         return
     for key, value in data.items():
         if key == "Data":
