@@ -37,3 +37,6 @@ class DetectionRecord:
     correlation_id: str | None = None
     suppression_window_s: float | None = None
     """Per-rule override of the alert suppression window."""
+    prepared: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
+    """A cache, never input: what :mod:`vigil.alerts.prepare` derived from the record ahead of
+    the write transaction."""

@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from vigil.alerts.aftercommit import after_commit
 from vigil.alerts.config import AlertsSettings
-from vigil.alerts.entity import bounded_context, entity_label, extract_entity, fingerprint
 from vigil.alerts.events import AlertSummary, threat_detected
 from vigil.alerts.intake import DetectionRecord
 from vigil.alerts.models import TITLE_MAX, Alert, AlertDetection
+from vigil.alerts.prepare import Entity, context_of, entity_of
 from vigil.alerts.states import OPEN_STATUSES, AlertStatus
 from vigil.alerts.types import UtcDateTime, as_utc, insert_rows, lock_keys, table_of
 from vigil.bus.outbox import emit_many
@@ -135,8 +135,7 @@ def _new_alert_row(
     detection: DetectionRecord,
     *,
     alert_id: str,
-    fp: str,
-    entity: dict[str, str],
+    entity: Entity,
     seen: datetime,
     now: datetime,
     cfg: AlertsSettings,
@@ -145,20 +144,18 @@ def _new_alert_row(
     return {
         "id": alert_id,
         "tenant_id": detection.tenant_id,
-        "fingerprint": fp,
+        "fingerprint": entity.fingerprint,
         "rule_id": detection.rule_id[:200],
         "title": (detection.rule_title or detection.rule_id)[:TITLE_MAX],
         "kind": detection.kind[:20],
         "severity": severity.value,
         "severity_rank": severity.rank,
         "status": AlertStatus.NEW.value,
-        "entity": entity_label(entity),
-        "entity_fields": entity,
+        "entity": entity.label,
+        "entity_fields": entity.fields,
         "tags": list(detection.tags),
-        "context": bounded_context(
-            detection.event_fields,
-            max_bytes=cfg.context_max_bytes,
-            value_max_chars=cfg.context_value_max_chars,
+        "context": context_of(
+            detection, max_bytes=cfg.context_max_bytes, value_max_chars=cfg.context_value_max_chars
         ),
         "correlation_id": detection.correlation_id[:200] if detection.correlation_id else None,
         "count": 0,
@@ -213,20 +210,19 @@ def record_detections(
     keys = {(d.tenant_id, d.detection_id) for d in detections}
     recorded = _recorded(session, keys)
 
-    # Entity, fingerprint and seen time of every detection not recorded before.
-    fresh: list[tuple[int, DetectionRecord, dict[str, str], str, datetime]] = []
+    # Entity, fingerprint and seen time of every detection not recorded before (the detector
+    # usually derived the entity already, outside the write transaction: vigil.alerts.prepare).
+    fresh: list[tuple[int, DetectionRecord, Entity, datetime]] = []
     for index, det in enumerate(detections):
         if (det.tenant_id, det.detection_id) in recorded:
             continue
-        entity = extract_entity(kind=det.kind, event_fields=det.event_fields, group=det.group)
-        fp = fingerprint(tenant_id=det.tenant_id, rule_id=det.rule_id, entity=entity)
-        fresh.append((index, det, entity, fp, _seen_at(det, now)))
+        fresh.append((index, det, entity_of(det), _seen_at(det, now)))
 
     slots: dict[str, _Slot] = {}
     if fresh:
         widest = max(d.suppression_window_s or cfg.suppression_window_s for _, d, *_ in fresh)
         earliest = min(seen for *_, seen in fresh) - timedelta(seconds=widest)
-        fingerprints = {fp for _, _, _, fp, _ in fresh}
+        fingerprints = {entity.fingerprint for _, _, entity, _ in fresh}
         lock_keys(session, "alert", fingerprints)
         slots = _open_slots(session, fingerprints, earliest=earliest)
     # Kept apart: a detection outside an open alert's window replaces that alert in ``slots``
@@ -237,7 +233,7 @@ def record_detections(
     links: list[dict[str, Any]] = []
     created: list[_Slot] = []
     batch_ids: dict[tuple[str, str], str] = {}
-    for index, det, entity, fp, seen in fresh:
+    for index, det, entity, seen in fresh:
         key = (det.tenant_id, det.detection_id)
         if key in batch_ids:  # the same detection twice in one batch
             outcomes[index] = RecordedDetection(
@@ -245,18 +241,16 @@ def record_detections(
             )
             continue
         window = timedelta(seconds=det.suppression_window_s or cfg.suppression_window_s)
-        slot = slots.get(fp)
+        slot = slots.get(entity.fingerprint)
         if slot is not None and slot.last_seen >= seen - window:
             slot.first_seen = min(slot.first_seen, seen)
             slot.last_seen = max(slot.last_seen, seen)
             outcome = Outcome.DEDUPLICATED
         else:
             alert_id = str(uuid.uuid4())
-            row = _new_alert_row(
-                det, alert_id=alert_id, fp=fp, entity=entity, seen=seen, now=now, cfg=cfg
-            )
+            row = _new_alert_row(det, alert_id=alert_id, entity=entity, seen=seen, now=now, cfg=cfg)
             slot = _Slot(id=alert_id, is_new=True, first_seen=seen, last_seen=seen, row=row)
-            slots[fp] = slot
+            slots[entity.fingerprint] = slot
             created.append(slot)
             outcome = Outcome.CREATED
         slot.added += 1

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vigil.alerts.intake import DetectionRecord
+from vigil.alerts.prepare import prepare
 from vigil.bus.queue import QueuedEvent
 from vigil.detect.correlate import RuleRef
 from vigil.detect.sigma.loader import CompiledRule
@@ -155,7 +156,7 @@ class Detector:
     ) -> DetectionRecord:
         ekey = event_key(item.seq, item.event_id)
         info = rule.info
-        return DetectionRecord(
+        detection = DetectionRecord(
             detection_id=base_id,
             tenant_id=item.tenant_id,
             rule_id=key,
@@ -170,6 +171,10 @@ class Detector:
             correlation_id=correlation_id_of(record.fields),
             suppression_window_s=override.suppression_window_s if override else None,
         )
+        # Entity, fingerprint and context now, while no write lock is held (the alerts domain
+        # reads them back inside the batch's transaction).
+        prepare(detection)
+        return detection
 
 
 def correlation_id_of(fields: Mapping[str, Any]) -> str | None:

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from vigil.alerts.intake import DetectionRecord
 from vigil.pipeline.detector import RuleOverride, TenantOverrides
 from vigil.pipeline.models import Detection, RuleSetting
+from vigil.store.bulk import insert_rows
 
 #: Bound parameters per IN list (SQLite allows 32766 per statement; stay far below).
 CHUNK = 500
@@ -64,11 +64,7 @@ def store_detections(
                 "fields": record.event_fields,
             }
         )
-    if rows:
-        dialect = session.get_bind().dialect.name
-        insert_fn: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert_fn(Detection).on_conflict_do_nothing(index_elements=["detection_id"])
-        session.connection().execute(stmt, rows)
+    insert_rows(session, Detection, rows, on_conflict_do_nothing=("detection_id",))
     return fresh
 
 

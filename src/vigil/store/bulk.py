@@ -11,6 +11,7 @@ On PostgreSQL it is one Core ``executemany`` (psycopg pipelines it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -43,13 +45,17 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
 
 
 def json_text(value: Any) -> str:
-    # Non-string keys become strings, as the stdlib encoder SQLAlchemy uses would make them.
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    # Non-string keys become strings, as the stdlib encoder SQLAlchemy uses would make them;
+    # what orjson refuses (integers beyond 64 bits) goes to that encoder.
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 @lru_cache(maxsize=256)
 def _sqlite_plan(
-    table: Table, keys: tuple[str, ...], dialect: Dialect
+    table: Table, keys: tuple[str, ...], dialect: Dialect, conflict: tuple[str, ...]
 ) -> tuple[str, list[Encoder | None]] | None:
     """The driver-level INSERT of ``keys`` into ``table`` and each key's encoder (None: bound as
     it is); None when the fast path would not insert what Core inserts (a missing column with a
@@ -76,21 +82,31 @@ def _sqlite_plan(
     prep = dialect.identifier_preparer
     names = ", ".join(prep.format_column(c) for c in columns)
     sql = f"INSERT INTO {prep.format_table(table)} ({names}) VALUES ({', '.join('?' * len(keys))})"
+    if conflict:
+        target = ", ".join(prep.format_column(table.c[key]) for key in conflict)
+        sql += f" ON CONFLICT ({target}) DO NOTHING"
     return sql, encoders
 
 
-def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(
+    session: Session,
+    model: type[Any],
+    rows: Sequence[dict[str, Any]],
+    *,
+    on_conflict_do_nothing: tuple[str, ...] = (),
+) -> None:
     """Insert ``rows`` (which share their keys) into ``model``'s table in the session's
     transaction, with one ``executemany``. Bypasses the ORM and its tenant stamping: the rows
     carry their ``tenant_id``. Flushes the session first, so pending ORM rows they refer to
-    exist."""
+    exist. ``on_conflict_do_nothing``: the unique columns whose conflict skips a row (SQLite
+    and PostgreSQL ``ON CONFLICT (...) DO NOTHING``)."""
     if not rows:
         return
     session.flush()
     connection = session.connection()
     table = table_of(model)
     if connection.dialect.name == "sqlite":
-        plan = _sqlite_plan(table, tuple(rows[0]), connection.dialect)
+        plan = _sqlite_plan(table, tuple(rows[0]), connection.dialect, on_conflict_do_nothing)
         if plan is not None:
             sql, encoders = plan
             values = []
@@ -105,4 +121,10 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
             finally:
                 cursor.close()
             return
-    connection.execute(insert(table), list(rows))
+    stmt: Any = insert(table)
+    if on_conflict_do_nothing:
+        dialects: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+        stmt = dialects[connection.dialect.name](table).on_conflict_do_nothing(
+            index_elements=list(on_conflict_do_nothing)
+        )
+    connection.execute(stmt, list(rows))
