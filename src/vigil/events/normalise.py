@@ -55,7 +55,8 @@ _SECTIONS_HANDLED = frozenset({"System", "EventData", "UserData", _ATTRS})
 #: EventData keys with a meaning of their own (anything else is a named value).
 _EVENT_DATA_SPECIAL = frozenset({"Data", _ATTRS, _TEXT})
 #: Value types stored as they are (no dict: those are flattened).
-_FLAT_TYPES = frozenset({str, int, float, bool, type(None), list})
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_FLAT_TYPES = _SCALAR_TYPES | {list}
 #: Top-level keys of a wrapped Windows event that are not collector metadata.
 _WRAPPER_KEYS = frozenset({"Event", "Event" + _SEPARATE_ATTRS_SUFFIX, "logsource"})
 
@@ -175,6 +176,11 @@ def flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def _flatten_system(system: dict[str, Any], fields: dict[str, Any]) -> None:
     for key, value in system.items():
+        if value.__class__ in _SCALAR_TYPES:  # most elements: stored as they are
+            if value is None and key + _SEPARATE_ATTRS_SUFFIX in system:
+                continue  # see the same case below
+            fields[key] = value
+            continue
         if value.__class__ is dict and len(value) == 1:
             # The usual shape, ``{"#attributes": {...}}``: no children to walk.
             attrs = value.get(_ATTRS)

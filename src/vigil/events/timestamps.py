@@ -57,8 +57,11 @@ def _parse_text(text: str) -> datetime | None:
         parsed = _parse_text_slow(text)
         if parsed is None:
             return None
-    if parsed.tzinfo is None:
+    tz = parsed.tzinfo
+    if tz is None:
         return parsed.replace(tzinfo=UTC)
+    if tz is UTC:  # RFC 3339 "Z", the common case: already what astimezone would return
+        return parsed
     return parsed.astimezone(UTC)
 
 
