@@ -4,7 +4,8 @@ No operation may fall back on a catch-all ``default`` response (then schemathesi
 ``status_code_conformance`` could never fail), and each declares at least the problems its
 dependencies imply: 401 when it authenticates, 403 when it checks a permission or wants a
 signed-in user, 429/503 where the rate limiter runs, 404 when the path names an object, 422 when
-there is input to validate. Each error response is a problem document.
+there is input to validate, 400 when FastAPI parses a JSON body. Each error response is a
+problem document.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Route:
     checks_access: bool
     path_params: bool
     has_input: bool
+    parses_body: bool
 
 
 def _walk(dependant: Any, names: set[str], params: dict[str, bool]) -> None:
@@ -41,6 +43,7 @@ def _walk(dependant: Any, names: set[str], params: dict[str, bool]) -> None:
     if getattr(call, "required_permission", None):
         names.add("require")
     params["path"] |= bool(dependant.path_params)
+    params["body"] |= bool(dependant.body_params)
     params["input"] |= bool(
         dependant.path_params
         or dependant.query_params
@@ -58,7 +61,7 @@ def _routes(app: Any) -> Iterator[Route]:
         if dependant is None or ctx.path is None:
             continue
         names: set[str] = set()
-        params = {"path": False, "input": False}
+        params = {"path": False, "input": False, "body": False}
         _walk(dependant, names, params)
         for method in sorted((ctx.methods or set()) - {"HEAD"}):
             yield Route(
@@ -67,6 +70,7 @@ def _routes(app: Any) -> Iterator[Route]:
                 checks_access=bool(names & {"require", "signed_in_user"}),
                 path_params=params["path"],
                 has_input=params["input"],
+                parses_body=params["body"],
             )
 
 
@@ -111,6 +115,7 @@ def test_every_operation_declares_what_its_dependencies_imply(
         declared = {int(s) for s in operation["responses"]}
         body = "requestBody" in operation
         implied = {
+            400: route.parses_body,
             401: route.authenticated,
             403: route.checks_access,
             404: route.path_params,

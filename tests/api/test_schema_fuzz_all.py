@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,58 @@ ISOLATED = (
     "PATCH /v1/tenant",
 )
 LOGOUT = "POST /v1/auth/logout"
+# What schema-valid input may still get: a credential or object that does not exist (the
+# fuzzer makes up ids), a name already taken or a state that forbids the change. Not a 422.
+ACCEPTED = ("2xx", "401", "403", "404", "409")
+# The operations that may also answer 422 (or 429) to schema-valid input, each for a reason a
+# JSON schema cannot state: a rule across fields, a reference to an object that does not exist,
+# a server-issued token, the state of the log. Anything else that refuses schema-valid input
+# fails the run; the fix is a schema that states the real constraint.
+ALSO_REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
+    "GET /v1/usage": (("422",), "start before end, at most 400 days apart"),
+    "GET /v1/audit/consistency": (("422",), "old_size beyond the log's size"),
+    "GET /v1/incidents": (("422",), "a cursor the server did not issue"),
+    "GET /v1/notifications/deliveries": (("422",), "a cursor the server did not issue"),
+    "GET /v1/notifications/dead-letters": (("422",), "a cursor the server did not issue"),
+    "POST /v1/alerts/bulk": (("422",), "assign needs an assignee, comment a note"),
+    "POST /v1/incidents": (("422",), "a severity unless alerts are given; unknown alert ids"),
+    "POST /v1/incidents/{incident_id}/alerts": (("422",), "unknown alert ids"),
+    "POST /v1/keys": (("422",), "unknown role names"),
+    "PATCH /v1/users/{user_id}": (("422",), "unknown role names"),
+    "POST /v1/escalation-policies": (("422",), "levels in increasing after_minutes order"),
+    "PATCH /v1/escalation-policies/{policy_id}": (("422",), "levels in increasing order"),
+    "POST /v1/access-rules": (("422",), "CIDR networks without host bits (format only)"),
+    "PATCH /v1/tenant": (("429",), "a generated rate limit applies at once"),
+    # schemathesis 4.32 wraps a generated body in a `body` property here (additionalProperties
+    # is false in the schema); seen in the positive phase only, not reproduced by hand.
+    "PATCH /v1/incidents/{incident_id}": (("422",), "schemathesis adds a `body` property"),
+    "POST /v1/notifications/routes": (("422",), "unknown channel ids"),
+    "POST /v1/notifications/dead-letters/retry": (("422",), "exactly one of ids/channel_id/all"),
+    "POST /v1/auth/login": (("429",), "failed sign-ins lock the account out for a while"),
+    # Schemas outside tests/api's owner (reported): an empty batch or only invalid records; a
+    # webhook URL must be http(s), a signing secret printable without surrounding spaces.
+    "POST /v1/events": (("422",), "no records, or none valid"),
+    "POST /v1/notifications/channels": (("422",), "webhook URL scheme"),
+    "POST /v1/notifications/channels/{channel_id}/rotate-secret": (
+        ("422",),
+        "signing secret characters",
+    ),
+}
+
+
+def _acceptance_config() -> str:
+    lines = ["[checks.positive_data_acceptance]", f"expected-statuses = {list(ACCEPTED)!r}"]
+    for name, (statuses, _why) in ALSO_REFUSED.items():
+        expected = [*ACCEPTED, *statuses]
+        lines += [
+            "",
+            "[[operations]]",
+            f"include-name = {name!r}",
+            f"checks.positive_data_acceptance.expected-statuses = {expected!r}",
+        ]
+    return "\n".join(lines).replace("'", '"') + "\n"
+
+
 # Signed-in users only; fuzzed with an access token. Login/refresh stay in the main run.
 SESSION_PATHS = r"^/v1/auth/(me|password|mfa/.*)$"
 SESSION_USER = "fuzz-session@acme.test"
@@ -144,22 +197,31 @@ def fuzzing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzing]:
         server.stop()
 
 
-def _st(server: VigilServer, token: str, filters: Sequence[str]) -> str:
-    """Run schemathesis; fail with its report (and the server's log) unless it passed."""
+def _st(
+    server: VigilServer,
+    token: str,
+    filters: Sequence[str],
+    *,
+    checks: str = CHECKS,
+    options: Sequence[str] = ("--phases", "examples,coverage,fuzzing"),
+    config: Path | None = None,
+) -> str:
+    """Run schemathesis; fail with its report (and the server's log) unless it passed. The
+    whole report is kept in the server's home (the failure message shows its end)."""
     proc = subprocess.run(
         [
             ST,
+            *(["--config-file", str(config)] if config else []),
             "run",
             server.url + "/openapi.json",
             "-H",
             f"Authorization: Bearer {token}",
             "--checks",
-            CHECKS,
+            checks,
             *filters,
             "--max-examples",
             str(MAX_EXAMPLES),
-            "--phases",
-            "examples,coverage,fuzzing",
+            *options,
             "--generation-deterministic",  # implies no example database
             # One worker: hypothesis' lambda introspection is not thread-safe on CPython 3.11.
             "--workers",
@@ -170,7 +232,14 @@ def _st(server: VigilServer, token: str, filters: Sequence[str]) -> str:
         text=True,
         timeout=900,
     )
-    assert proc.returncode == 0, proc.stdout[-12000:] + proc.stderr[-3000:] + server.log()[-3000:]
+    report = server.home / f"schemathesis-{time.monotonic_ns()}.txt"
+    report.write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, (
+        f"full report: {report}\n"
+        + proc.stdout[-12000:]
+        + proc.stderr[-3000:]
+        + server.log()[-3000:]
+    )
     return proc.stdout
 
 
@@ -182,7 +251,7 @@ def _selected(output: str) -> int:
 
 def test_isolated_operations_exist(fuzzing: Fuzzing) -> None:
     """The exclusions name real operations (a renamed route must not escape the fuzzing)."""
-    missing = sorted(set((*ISOLATED, LOGOUT)) - fuzzing.operations)
+    missing = sorted(set((*ISOLATED, LOGOUT, *ALSO_REFUSED)) - fuzzing.operations)
     assert not missing, f"no such operations in /openapi.json: {missing}"
 
 
@@ -200,10 +269,33 @@ def test_every_other_operation_holds_its_schema(fuzzing: Fuzzing) -> None:
     assert _selected(output) == len(fuzzing.operations) - len(ISOLATED)
 
 
+def test_schema_valid_input_is_accepted(fuzzing: Fuzzing) -> None:
+    """Positive data only (what the published schema allows) must not be refused as invalid:
+    a 422 here means the server validates more strictly than its schema says."""
+    key = create_key(fuzzing.server.home, fuzzing.creds.tenant_name, "admin", name="acceptance")
+    config = fuzzing.server.home / "acceptance.toml"
+    config.write_text(_acceptance_config())
+    excluded: list[str] = []
+    for name in ISOLATED:
+        excluded += ["--exclude-name", name]
+    output = _st(
+        fuzzing.server,
+        key,
+        excluded,
+        checks="positive_data_acceptance",
+        options=("--phases", "examples,fuzzing", "--mode", "positive"),
+        config=config,
+    )
+    assert _selected(output) == len(fuzzing.operations) - len(ISOLATED)
+
+
 @pytest.mark.parametrize("operation", ISOLATED)
 def test_isolated_operation_holds_its_schema(fuzzing: Fuzzing, operation: str) -> None:
     key = create_key(fuzzing.server.home, fuzzing.creds.tenant_name, "admin", name="fuzzer")
-    output = _st(fuzzing.server, key, ["--include-name", operation])
+    config = fuzzing.server.home / "acceptance.toml"
+    config.write_text(_acceptance_config())
+    checks = CHECKS + ",positive_data_acceptance"  # only checks the schema-valid cases
+    output = _st(fuzzing.server, key, ["--include-name", operation], checks=checks, config=config)
     assert _selected(output) == 1
 
 

@@ -11,7 +11,7 @@ every decorator:
   counts in the limiter's store before routing, and a storage or queue outage is a 503
   (:mod:`vigil.api.problems`); 503 too where a credential is looked up;
 * 404 where the path names an object, 422 where there is a path, query, header or body to
-  validate.
+  validate, 400 where FastAPI parses a JSON body (its answer to bytes that are not UTF-8).
 
 What only the service behind a route knows (409 conflicts, 413/415 of ingest, a login's 401) is
 listed in :data:`EXTRA_STATUSES`; ``tests/api/test_openapi_errors.py`` checks both against the
@@ -53,6 +53,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 DESCRIPTIONS: dict[int, str] = {
+    400: "The body could not be read (not UTF-8 text)",
     401: "No valid credential (problem+json, with `WWW-Authenticate`)",
     403: "The caller may not do this",
     404: "No such object in the caller's tenant",
@@ -85,6 +86,8 @@ EXTRA_STATUSES: dict[str, tuple[int, ...]] = {
     "DELETE /v1/roles/{role_id}": CONFLICT,
     "POST /v1/keys/{key_id}/rotate": CONFLICT,
     "POST /v1/access-rules": CONFLICT,
+    # No checkpoint signed (yet) at the size asked for.
+    "GET /v1/audit/checkpoint": (404,),
     # Size and media type are checked on the raw body; a tenant's ingest quota is a 429 anyway.
     "POST /v1/events": (413, 415),
     "PATCH /v1/alerts/{alert_id}": CONFLICT,
@@ -132,6 +135,8 @@ def error_statuses(route: RouteInfo, operation: dict[str, Any]) -> set[int]:
         statuses.add(404)
     if places or "requestBody" in operation:
         statuses.add(422)
+    if route.parses_body:
+        statuses.add(400)  # FastAPI's answer to a body that is not UTF-8
     return statuses
 
 

@@ -136,6 +136,8 @@ class RouteInfo:
     user_session: bool
     """The route accepts signed-in users only (``signed_in_user``)."""
     in_schema: bool
+    parses_body: bool = False
+    """FastAPI parses a JSON body for the route (a body parameter somewhere in its tree)."""
 
     @property
     def key(self) -> str:
@@ -143,6 +145,8 @@ class RouteInfo:
 
 
 def _walk(dependant: Any, perms: list[str], seen: set[str]) -> None:
+    if getattr(dependant, "body_params", None):
+        seen.add("<body>")
     call = getattr(dependant, "call", None)
     permission = getattr(call, "required_permission", None)
     if permission:
@@ -177,4 +181,5 @@ def declared_routes(app: Any) -> Iterator[RouteInfo]:
                 authenticated="current_principal" in names or bool(perms),
                 user_session="signed_in_user" in names,
                 in_schema=bool(getattr(ctx, "include_in_schema", True)),
+                parses_body="<body>" in names,
             )

@@ -7,8 +7,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyNetwork
+from pydantic.json_schema import SkipJsonSchema
 
+from vigil.identity.config import IdentitySettings
 from vigil.identity.models import UserStatus
+from vigil.identity.principal import ALL_PERMISSIONS
+from vigil.identity.service import EMAIL_PATTERN, RESERVED_ROLE_NAMES, ROLE_NAME_PATTERN
+from vigil.metering.service import QUOTA_METRICS
 
 
 def _utc(value: datetime) -> datetime:
@@ -17,6 +22,22 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+# The service checks these (with its own messages); the schema publishes them so that input
+# the schema allows is accepted. A password's floor is the default `password_min_length` (an
+# installation may raise it).
+EMAIL: dict[str, Any] = {"pattern": EMAIL_PATTERN}
+PASSWORD: dict[str, Any] = {
+    "minLength": IdentitySettings.model_fields["password_min_length"].default,
+    "description": "At least `identity.password_min_length` characters (12 by default).",
+}
+#: A permission a role or key scope may name (the service says which one is unknown).
+PermissionName = Annotated[str, Field(json_schema_extra={"enum": sorted(ALL_PERMISSIONS)})]
+ROLE_NAME: dict[str, Any] = {
+    "pattern": ROLE_NAME_PATTERN,
+    "not": {"enum": sorted(RESERVED_ROLE_NAMES)},
+    "description": "Lower-case letters, digits, '_' or '-'; not a built-in role's name.",
+}
 
 
 class _Strict(BaseModel):
@@ -66,7 +87,7 @@ class MeRead(BaseModel):
 
 class PasswordChange(_Strict):
     current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024, json_schema_extra=PASSWORD)
 
 
 class TotpEnrolmentRead(BaseModel):
@@ -90,8 +111,8 @@ class TotpDisable(_Strict):
 
 
 class UserCreate(_Strict):
-    email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
+    email: str = Field(min_length=3, max_length=320, json_schema_extra=EMAIL)
+    password: str = Field(min_length=1, max_length=1024, json_schema_extra=PASSWORD)
     roles: list[str] = Field(default_factory=list, max_length=20)
     team: str | None = Field(default=None, max_length=100)
 
@@ -103,7 +124,7 @@ class UserUpdate(_Strict):
 
 
 class PasswordReset(_Strict):
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024, json_schema_extra=PASSWORD)
 
 
 class UserRead(BaseModel):
@@ -126,8 +147,8 @@ class UserPage(BaseModel):
 
 
 class RoleCreate(_Strict):
-    name: str = Field(min_length=1, max_length=64)
-    permissions: list[str] = Field(max_length=100)
+    name: str = Field(min_length=1, max_length=64, json_schema_extra=ROLE_NAME)
+    permissions: list[PermissionName] = Field(max_length=100)
     description: str = Field(default="", max_length=1000)
 
 
@@ -152,7 +173,7 @@ class KeyCreate(_Strict):
         description="Roles the key acts with (default: the caller's own roles). A key never "
         "exceeds its creator's permissions.",
     )
-    scopes: list[str] | None = Field(
+    scopes: list[PermissionName] | None = Field(
         default=None, max_length=100, description="Narrow the key to these permissions."
     )
     expires_in_s: int | None = Field(default=None, gt=0, le=5 * 365 * 86400)
@@ -209,11 +230,13 @@ class TenantRead(BaseModel):
 
 
 class TenantUpdate(_Strict):
-    require_mfa: bool | None = None
+    require_mfa: bool | SkipJsonSchema[None] = None  # true or false, never null
     rate_limit_requests: int | None = Field(default=None, gt=0, le=10_000_000)
     rate_limit_window_s: int | None = Field(default=None, gt=0, le=86400)
     quotas: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
-        default=None, description='Per-day limits by metric, e.g. {"events": 5000000}.'
+        default=None,
+        description='Per-day limits by metric, e.g. {"events": 5000000}.',
+        json_schema_extra={"propertyNames": {"enum": list(QUOTA_METRICS)}},
     )
 
 

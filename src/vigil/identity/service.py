@@ -28,9 +28,17 @@ from vigil.identity.credentials import hash_password
 from vigil.identity.models import Role, Tenant, User, UserStatus
 from vigil.identity.principal import ALL_PERMISSIONS, BUILTIN_ROLES, Principal
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s.]{1,63}$")
+#: What an email address and a custom role's name look like (published in the API schema).
+# Whitespace spelled out: Python's and ECMAScript's ``\s`` differ (\x1c-\x1f, \x85, \ufeff), and
+# clients validate the published pattern with the latter.
+_SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+EMAIL_PATTERN = rf"^[^@{_SPACE}]{{1,64}}@[^@{_SPACE}]{{1,255}}\.[^@{_SPACE}.]{{1,63}}$"
+ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+#: Names a custom role cannot take.
+RESERVED_ROLE_NAMES = frozenset({*BUILTIN_ROLES, "system"})
+_EMAIL = re.compile(EMAIL_PATTERN)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_ROLE_NAME = re.compile(ROLE_NAME_PATTERN)
 
 
 def now() -> datetime:
@@ -192,7 +200,7 @@ def create_role(
     description: str,
     actor: Principal,
 ) -> Role:
-    if not _ROLE_NAME.match(name) or name in BUILTIN_ROLES or name == "system":
+    if not _ROLE_NAME.match(name) or name in RESERVED_ROLE_NAMES:
         raise InvalidInputError(
             "role names are lower-case letters, digits, '_' or '-' and not a built-in role",
             field="body.name",

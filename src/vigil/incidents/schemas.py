@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from vigil.alerts.models import TITLE_MAX
 from vigil.alerts.paging import SortOrder
@@ -167,13 +168,17 @@ class AppliesTo(StrEnum):
     BOTH = "both"
 
 
+# 1 to 64 characters, not all blank (the pattern publishes what the validator checks).
+ChannelId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
+
+
 class EscalationLevel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     after_minutes: float = Field(
         gt=0, le=60 * 24 * 30, description="Fire when not acknowledged this long after opening."
     )
-    channels: list[str] = Field(
+    channels: list[ChannelId] = Field(
         min_length=1, max_length=CHANNELS_MAX, description="Notification channel ids to notify."
     )
 
@@ -212,11 +217,15 @@ class EscalationPolicyCreate(BaseModel):
 class EscalationPolicyUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    severity: Severity | None = None
-    applies_to: AppliesTo | None = None
-    enabled: bool | None = None
-    levels: list[EscalationLevel] | None = Field(default=None, min_length=1, max_length=LEVELS_MAX)
+    # Leave a field out to keep it; null is refused (the schema says so: no null in any type).
+    name: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    severity: Severity | SkipJsonSchema[None] = None
+    applies_to: AppliesTo | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
+    levels: (
+        Annotated[list[EscalationLevel], Field(min_length=1, max_length=LEVELS_MAX)]
+        | SkipJsonSchema[None]
+    ) = None
 
     @field_validator("levels")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,10 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 ReadAudit = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 Db = Annotated[Session, Depends(tenant_db)]
+#: Sequence numbers and tree sizes are 64-bit in storage: a larger one is invalid input, not a
+#: database error.
+BIGINT_MAX = 2**63 - 1
+Seq = Annotated[int, Path(ge=0, le=BIGINT_MAX)]
 
 
 class EntryWithProof(BaseModel):
@@ -48,7 +52,7 @@ def _tenant_entry(session: Session, principal: Principal, seq: int) -> AuditEntr
 
 @router.get("/checkpoint", summary="The latest signed checkpoint (or the one at a size)")
 def get_checkpoint(
-    _p: ReadAudit, session: Db, size: Annotated[int | None, Query(ge=0)] = None
+    _p: ReadAudit, session: Db, size: Annotated[int | None, Query(ge=0, le=BIGINT_MAX)] = None
 ) -> CheckpointRead:
     return service.get_checkpoint(session, size=size)
 
@@ -77,7 +81,7 @@ def list_entries(
     session: Db,
     actor: str | None = None,
     action: str | None = None,
-    after_seq: Annotated[int | None, Query(ge=-1)] = None,
+    after_seq: Annotated[int | None, Query(ge=-1, le=BIGINT_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditEntryPage:
     return service.list_entries(
@@ -91,7 +95,7 @@ def list_entries(
 
 
 @router.get("/entries/{seq}", summary="One entry")
-def get_entry(principal: ReadAudit, session: Db, seq: int) -> AuditEntryRead:
+def get_entry(principal: ReadAudit, session: Db, seq: Seq) -> AuditEntryRead:
     return _tenant_entry(session, principal, seq)
 
 
@@ -102,8 +106,8 @@ def get_entry(principal: ReadAudit, session: Db, seq: int) -> AuditEntryRead:
 def inclusion_proof(
     principal: ReadAudit,
     session: Db,
-    seq: int,
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    seq: Seq,
+    tree_size: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> EntryWithProof:
     entry = _tenant_entry(session, principal, seq)
     proof = service.inclusion_proof(session, seq=seq, tree_size=tree_size)
@@ -118,7 +122,7 @@ def inclusion_proof(
 def consistency_proof(
     _p: ReadAudit,
     session: Db,
-    old_size: Annotated[int, Query(ge=0)],
-    new_size: Annotated[int | None, Query(ge=0)] = None,
+    old_size: Annotated[int, Query(ge=0, le=BIGINT_MAX)],
+    new_size: Annotated[int | None, Query(ge=0, le=BIGINT_MAX)] = None,
 ) -> ConsistencyProofRead:
     return service.consistency_proof(session, old_size=old_size, new_size=new_size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 Level = Literal["informational", "low", "medium", "high", "critical"]
 RuleKind = Literal["rule", "correlation"]
@@ -53,9 +54,11 @@ class RuleUpdate(BaseModel):
     """A tenant's override. Absent fields stay as they are; ``level: null`` returns to the
     rule's own level and ``suppression_window_s: null`` to the default window."""
 
-    model_config = ConfigDict(extra="forbid")
+    # At least one field (an empty change is refused), and ``enabled`` is true or false, never
+    # null: the published schema says so.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    enabled: bool | None = None
+    enabled: bool | SkipJsonSchema[None] = None
     level: Level | None = None
     suppression_window_s: float | None = Field(default=None, ge=0, le=MAX_SUPPRESSION_S)
 
