@@ -9,8 +9,12 @@ On a clean stop (the parent's stop event, or SIGTERM/SIGINT sent to the child it
 service manager or Ctrl-C does to the whole process group) the child stops detection first and
 then writes the correlation snapshot. It shares only three things with the parent:
 
-* a wake event: ingest's queue listener sets it after each publish, so the child starts on new
-  records at once (no polling delay);
+* a wake pipe: ingest's queue listener writes a byte to it after each publish, so the child
+  starts on new records at once (no polling delay). The write is non-blocking and a wake is
+  dropped when the pipe is full (one pending wake is all the child needs). It replaced a
+  ``multiprocessing.Event``, whose ``set()`` takes a lock shared with the child: with the child
+  stopped (SIGSTOP, a debugger) or wedged while holding it, every ingest request hung in
+  ``set()``;
 * a stop event, for a clean shutdown;
 * a report queue: after each batch the child sends the metric increments of its registry
   (:mod:`vigil.pipeline.metrics_relay`) and its status, which the parent applies, so
@@ -29,6 +33,7 @@ import logging
 import multiprocessing
 import os
 import queue as stdlib_queue
+import select
 import signal
 import threading
 import time
@@ -50,10 +55,48 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
+def _poke(fd: int) -> None:
+    """Write one wake byte without ever blocking; a full pipe already holds a wake."""
+    with contextlib.suppress(BlockingIOError, BrokenPipeError):
+        os.write(fd, b"\0")
+
+
+class PipeWake:
+    """The child's end of the wake pipe, shaped like the event the detection thread waits on
+    (``set``/``clear``/``is_set``/``wait``). ``set`` from inside the child (its own stop)
+    writes to a second, local pipe watched alongside."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader  # keeps the descriptor open
+        self._local_read, self._local_write = os.pipe()
+        self._fds = (reader.fileno(), self._local_read)
+        for fd in (*self._fds, self._local_write):
+            os.set_blocking(fd, False)
+        self._poll = select.poll()
+        for fd in self._fds:
+            self._poll.register(fd, select.POLLIN)
+
+    def set(self) -> None:
+        _poke(self._local_write)
+
+    def clear(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(fd, 4096):
+                    pass
+
+    def is_set(self) -> bool:
+        return bool(self._poll.poll(0))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return bool(self._poll.poll(None if timeout is None else max(0, int(timeout * 1000))))
+
+
 def child_main(
     settings: Settings, wake: Any, stop: Any, reports: Any, parent_pid: int
 ) -> None:  # pragma: no cover - runs in the child process (covered by the HTTP tests)
     _die_with_parent(parent_pid)
+    wake = PipeWake(wake)
     from vigil.bus.queue import SqlEventQueue
     from vigil.bus.queue_gate import gate_for
     from vigil.obs.logging import configure_logging
@@ -149,7 +192,9 @@ class DetectionProcess:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._ctx = multiprocessing.get_context("spawn")
-        self._wake = self._ctx.Event()
+        # (reader, writer): the reader goes to every child, the parent writes non-blocking
+        self._wake_reader, self._wake_writer = self._ctx.Pipe(duplex=False)
+        os.set_blocking(self._wake_writer.fileno(), False)
         self._stop = self._ctx.Event()
         self._reports: Any = self._ctx.Queue()
         self._process: Any = None
@@ -159,13 +204,13 @@ class DetectionProcess:
         self.child_status: dict[str, Any] = {}
 
     def wake(self) -> None:
-        self._wake.set()
+        _poke(self._wake_writer.fileno())
 
     def _spawn(self) -> None:
         self._stop.clear()
         self._process = self._ctx.Process(
             target=child_main,
-            args=(self._settings, self._wake, self._stop, self._reports, os.getpid()),
+            args=(self._settings, self._wake_reader, self._stop, self._reports, os.getpid()),
             name="vigil-detection",
             daemon=True,
         )
@@ -204,7 +249,7 @@ class DetectionProcess:
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self._stop.set()
-        self._wake.set()
+        self.wake()
         if self._process is not None:
             self._process.join(timeout)
             if self._process.is_alive():
