@@ -52,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.bus import offsets
@@ -349,9 +350,14 @@ class SqlEventQueue(_Listeners):
         count it among the consumers whose progress bounds :meth:`purge`."""
         self._consumers.add(consumer)
         with self._sessions() as session:
-            if session.get(ConsumerOffset, consumer) is None:
-                offsets.advance(session, name=consumer, position=0)
+            if session.get(ConsumerOffset, consumer) is not None:
+                return
+            offsets.advance(session, name=consumer, position=0)
+            try:
                 session.commit()
+            except IntegrityError:
+                # Another process (two workers starting at once) made the row first.
+                session.rollback()
 
     # ---------------------------------------------------------------- observing
     def stats(self, *, consumer: str) -> QueueStats:

@@ -53,6 +53,13 @@ class NotifySettings(BaseModel):
 
     # --- workers --------------------------------------------------------------------------------
     poll_interval_s: float = Field(default=1.0, gt=0, description="Idle poll interval of workers.")
+    leader_lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="PostgreSQL: one worker process at a time dispatches and sends "
+        "notifications, holding a lease of this length (renewed every third of it); when it "
+        "dies or freezes another takes over after this long.",
+    )
     dispatch_batch: int = Field(default=200, ge=1, le=5000, description="Outbox events per step.")
     sender_threads: int = Field(default=4, ge=1, le=64, description="Concurrent sends.")
 

@@ -2,7 +2,8 @@
 
 Called by :func:`vigil.wiring.assemble` for every process role. Every role gets the
 :class:`NotifyRuntime` (the API needs the secret box and the notifiers for test sends); roles
-"all" and "worker" also get the outbox dispatcher and the sender as loop workers.
+"all" and "worker" also get the outbox dispatcher and the sender as loop workers, which work
+only while their process leads (:mod:`vigil.notify.workers`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from vigil import __version__
+from vigil.bus.leases import Leadership, Leases
 from vigil.metering.meter import meter_of
 from vigil.notify.channels.base import Notifier
 from vigil.notify.channels.email import EmailNotifier
@@ -35,7 +37,7 @@ from vigil.notify.models import (
 )
 from vigil.notify.secretbox import SecretBox, box_for
 from vigil.notify.sender import DeliveryEngine
-from vigil.notify.workers import SenderWorker
+from vigil.notify.workers import SenderWorker, led
 from vigil.obs.health import Probe, register_probe
 from vigil.runtime import LoopWorker
 from vigil.store.tenancy import system_session
@@ -47,6 +49,8 @@ log = logging.getLogger("vigil.notify")
 
 NOTIFY_KEY = "notify"
 USER_AGENT = f"Vigil/{__version__}"
+#: the lease of the one process that dispatches and sends notifications (PostgreSQL)
+LEADER_LEASE = "notify-leader"
 
 
 class _RuntimeMeter:
@@ -192,13 +196,20 @@ def install(runtime: Runtime, *, role: str) -> None:
         )
     if role not in ("all", "worker"):
         return
+    leader = Leadership(
+        Leases(runtime.engine, ttl_s=settings.notify.leader_lease_s)
+        if runtime.engine.dialect.name == "postgresql"
+        else None,
+        LEADER_LEASE,
+    )
     sender = SenderWorker(
         nr.engine,
         threads=settings.notify.sender_threads,
         poll_interval_s=settings.notify.poll_interval_s,
         retention_s=settings.notify.delivery_retention_days * 86400,
+        leader=leader,
     )
     nr.dispatcher.on_deliveries = sender.wake
     nr.sender = sender
-    runtime.workers.append(LoopWorker("notify-dispatch", nr.dispatcher.step))
+    runtime.workers.append(LoopWorker("notify-dispatch", led(leader, nr.dispatcher.step)))
     runtime.workers.append(sender)

@@ -1,7 +1,16 @@
 """The notifier's loop workers in `vigil serve` (role "all") and `vigil worker`.
 
-* ``notify-dispatch``: a plain :class:`~vigil.runtime.LoopWorker` over
-  :meth:`vigil.notify.dispatcher.Dispatcher.step`.
+* ``notify-dispatch``: a :class:`~vigil.runtime.LoopWorker` over
+  :meth:`vigil.notify.dispatcher.Dispatcher.step` (:func:`led`).
+
+Both run only in the *leader*, one process of the deployment at a time
+(:class:`vigil.bus.leases.Leadership`, lease ``notify-leader`` on PostgreSQL): every worker
+process used to poll the outbox and the deliveries (about a tenth of a detection worker's CPU
+each) only for all but one to find nothing. The others look again every third of the lease time
+and take over when the leader's lease expires (it died or froze). A leader frozen in the middle
+of a send finishes it when it wakes, as after any take-over: deliveries are claimed with leases
+of their own (:mod:`vigil.notify.sender`), so a delivery whose claim expired may be sent twice;
+its delivery id (signed, in every request) lets the receiver drop the repeat.
 * ``notify-send`` (:class:`SenderWorker`): claims due deliveries on its loop thread and sends
   them on a small thread pool. It claims only as many as it has free threads, and at most about
   half of them for any one channel, so neither a slow receiver nor one channel's backlog holds up
@@ -16,9 +25,11 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from vigil.bus.leases import Leadership
 from vigil.notify.models import DeliveryStatus
 from vigil.notify.sender import Claim, DeliveryEngine
 from vigil.runtime import LoopWorker
@@ -36,8 +47,10 @@ class SenderWorker(LoopWorker):
         threads: int,
         poll_interval_s: float,
         retention_s: float | None = None,
+        leader: Leadership | None = None,
     ) -> None:
         super().__init__("notify-send", self._step)
+        self.leader = leader
         self.engine = engine
         self.threads = threads
         self.per_channel = max(1, (threads + 1) // 2)
@@ -54,6 +67,8 @@ class SenderWorker(LoopWorker):
         super().start()
 
     def _step(self) -> float:
+        if self.leader is not None and not self.leader.is_leader():
+            return self.leader.check_interval_s
         self.engine.refresh_dead_gauge()
         self._maybe_purge()
         with self._lock:
@@ -93,9 +108,23 @@ class SenderWorker(LoopWorker):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self.leader is not None:
+            self.leader.resign()  # after the last send: the next leader starts at once
 
     def status(self) -> dict[str, Any]:
         out = super().status()
         with self._lock:
             out["in_flight"] = sum(self._busy.values())
+        out["leader"] = self.leader is None or self.leader.held
         return out
+
+
+def led(leader: Leadership, step: Callable[[], float]) -> Callable[[], float]:
+    """``step`` in the leader only; elsewhere look again when leadership may have changed."""
+
+    def run() -> float:
+        if not leader.is_leader():
+            return leader.check_interval_s
+        return step()
+
+    return run

@@ -22,7 +22,7 @@ A dedicated ``worker`` role process has no API to share the interpreter with and
 the thread.
 
 Waking: ingest in the same process wakes the detection thread through the queue's listener,
-and the detection child through its wake event. Records written by *another* process (a
+and the detection child through its wake pipe. Records written by *another* process (a
 ``worker`` beside ``serve --role api`` on one SQLite file) used to wait for the idle poll
 (``pipeline.idle_poll_s``, 1 s); on SQLite the thread's wait now also ends when any connection
 commits to the database (:class:`CommitWake`, a ``PRAGMA data_version`` look every 10 ms), so
