@@ -50,13 +50,19 @@ class DeadLetter:
     payload: bytes
 
 
+#: stream entries one page of the dead-letter list reads at most, whatever it finds: a tenant
+#: with few dead letters among many of other tenants pages through them (the cursor is the last
+#: entry read) instead of one request reading the whole stream
+PAGE_SCAN = 500
+
+
 @runtime_checkable
 class DeadLetterQueue(Protocol):
     """What a queue that dead-letters offers (the Redis Streams queue)."""
 
-    def dead_letters(
-        self, *, tenant_id: str | None, after: str | None = None, limit: int = 100
-    ) -> list[DeadLetter]: ...
+    def dead_letter_page(
+        self, *, tenant_id: str | None, after: str | None, limit: int, scan: int
+    ) -> tuple[list[DeadLetter], str | None]: ...
 
     def dead_letter(self, dead_id: str, *, tenant_id: str | None) -> DeadLetter: ...
 
@@ -86,16 +92,20 @@ def _dead_letter_queue(queue: object) -> DeadLetterQueue | None:
 def list_dead_letters(
     *, queue: object, tenant_id: str, after: str | None, limit: int
 ) -> DeadLetterPage:
-    """``tenant_id``'s dead letters, oldest first, after the dead-letter id ``after``."""
+    """``tenant_id``'s dead letters, oldest first, after the stream id ``after``. A page may
+    hold fewer than ``limit`` (even none) while ``next_after`` is set: it read ``PAGE_SCAN``
+    entries of the stream and stopped there."""
     source = _dead_letter_queue(queue)
     if source is None:
         return DeadLetterPage(items=[], next_after=None, dead_lettering=False)
-    rows = source.dead_letters(tenant_id=tenant_id, after=after, limit=limit + 1)
-    items = rows[:limit]
-    more = len(rows) > limit
-    return DeadLetterPage(
-        items=items, next_after=items[-1].id if more else None, dead_lettering=True
+    # One more than asked: finding it tells that there is a next page.
+    items, cursor = source.dead_letter_page(
+        tenant_id=tenant_id, after=after, limit=limit + 1, scan=PAGE_SCAN
     )
+    if len(items) > limit:
+        items = items[:limit]
+        cursor = items[-1].id
+    return DeadLetterPage(items=items, next_after=cursor, dead_lettering=True)
 
 
 def replay(*, session: Session, queue: object, principal: Principal, dead_id: str) -> Replayed:

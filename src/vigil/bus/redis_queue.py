@@ -59,7 +59,7 @@ from redis.retry import Retry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from vigil.bus.dead_letters import DeadLetter, record_dead_letter
+from vigil.bus.dead_letters import PAGE_SCAN, DeadLetter, record_dead_letter
 from vigil.bus.queue import (
     Listener,
     PublishResult,
@@ -71,6 +71,7 @@ from vigil.bus.queue import (
 from vigil.bus.redis_config import RedisQueueEnvSettings, RedisQueueSettings
 from vigil.bus.redis_scripts import BURY_LUA, PUBLISH_LUA, REPLAY_LUA
 from vigil.errors import NotFoundError, UnavailableError
+from vigil.obs.metrics import QUEUE_DEAD_LETTERED
 
 log = logging.getLogger("vigil.queue")
 
@@ -362,6 +363,7 @@ class RedisStreamsQueue(_Listeners):
         self.redis.hdel(self._errors_key(), stream_id)
         if dead_id is None:
             return None
+        QUEUE_DEAD_LETTERED.inc()
         log.error(
             "record moved to the dead-letter stream",
             extra={"stream_id": stream_id, "deliveries": deliveries - 1, "error": reason},
@@ -453,21 +455,41 @@ class RedisStreamsQueue(_Listeners):
     def dead_letters(
         self, *, tenant_id: str | None, after: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
-        """Dead letters oldest first, after the id ``after``; only ``tenant_id``'s if given."""
+        """Dead letters oldest first, after the id ``after``; only ``tenant_id``'s if given.
+        Reads until ``limit`` are found or the stream ends (tests, tools: unbounded)."""
         out: list[DeadLetter] = []
-        start = "(" + after if after else "-"
         while len(out) < limit:
-            rows: Any = self.redis.xrange(self.settings.dead_letter_stream, min=start, count=500)
-            if not rows:
+            page, after = self.dead_letter_page(
+                tenant_id=tenant_id, after=after, limit=limit - len(out), scan=PAGE_SCAN
+            )
+            out.extend(page)
+            if after is None:
                 break
-            for entry_id, fields in rows:
-                letter = _dead_letter(entry_id, fields)
-                if tenant_id is None or letter.tenant_id == tenant_id:
-                    out.append(letter)
-                    if len(out) >= limit:
-                        break
-            start = "(" + _text(rows[-1][0])
         return out
+
+    def dead_letter_page(
+        self, *, tenant_id: str | None, after: str | None, limit: int, scan: int
+    ) -> tuple[list[DeadLetter], str | None]:
+        """At most ``limit`` dead letters of ``tenant_id`` after the id ``after``, reading at
+        most ``scan`` entries of the stream (one XRANGE ... COUNT): the cost of a page does not
+        grow with the stream or with the other tenants' letters. Returns the letters and the
+        cursor to go on from (the last entry read), or None when the stream has no more."""
+        start = "(" + after if after else "-"
+        rows: Any = self.redis.xrange(self.settings.dead_letter_stream, min=start, count=scan)
+        out: list[DeadLetter] = []
+        for entry_id, fields in rows:
+            letter = _dead_letter(entry_id, fields)
+            if tenant_id is None or letter.tenant_id == tenant_id:
+                out.append(letter)
+                if len(out) >= limit:
+                    return out, letter.id
+        if len(rows) < scan:
+            return out, None
+        return out, _text(rows[-1][0])
+
+    def dead_letter_count(self) -> int:
+        """Entries in the dead-letter stream (every tenant's)."""
+        return int(self.redis.xlen(self.settings.dead_letter_stream))
 
     def dead_letter(self, dead_id: str, *, tenant_id: str | None) -> DeadLetter:
         """One dead letter (``tenant_id``'s only, if given); NotFoundError otherwise."""

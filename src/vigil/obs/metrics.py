@@ -66,6 +66,17 @@ QUEUE_LAG_SECONDS = Gauge(
     "Age of the oldest unprocessed event in the queue.",
     registry=REGISTRY,
 )
+QUEUE_DEAD_LETTERED = Counter(
+    "vigil_queue_dead_lettered_total",
+    "Queue records moved to the dead-letter stream (the workers gave up on them).",
+    registry=REGISTRY,
+)
+QUEUE_DEAD_LETTERS = Gauge(
+    "vigil_queue_dead_letters",
+    "Records in the queue's dead-letter stream, every tenant's (Redis Streams queue; "
+    "refreshed by the queue housekeeping of the processes that detect).",
+    registry=REGISTRY,
+)
 PIPELINE_BATCH_SECONDS = Histogram(
     "vigil_pipeline_batch_seconds",
     "Time to process one batch from the queue (detect, alert, commit).",

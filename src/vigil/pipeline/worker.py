@@ -35,6 +35,7 @@ from vigil.obs.metrics import (
     EVENT_TO_ALERT_SECONDS,
     EVENTS_PROCESSED,
     PIPELINE_BATCH_SECONDS,
+    QUEUE_DEAD_LETTERS,
     QUEUE_DEPTH,
     QUEUE_LAG_SECONDS,
 )
@@ -310,5 +311,8 @@ def queue_housekeeping(
         stats = queue.stats(consumer=consumer)
         QUEUE_DEPTH.set(stats.depth)
         QUEUE_LAG_SECONDS.set(stats.lag_seconds)
+        count_dead = getattr(queue, "dead_letter_count", None)
+        if count_dead is not None:  # a queue that dead-letters (Redis Streams)
+            QUEUE_DEAD_LETTERS.set(count_dead())
 
     return run
