@@ -29,6 +29,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from vigil.obs.failures import FailureLog
+
 log = logging.getLogger("vigil.bus")
 
 #: how long a take-over waits for a row lock (a holder's running write) before it gives up
@@ -164,6 +166,7 @@ class Leadership:
         self.leases = leases
         self.name = name
         self._epoch: int | None = None
+        self._failures = FailureLog(log, f"lease {name}")
         self._next_check = 0.0
         self._lock = threading.Lock()
 
@@ -190,9 +193,10 @@ class Leadership:
                     self._epoch = None  # taken over while this process was not renewing
                 if self._epoch is None:
                     self._epoch = self.leases.acquire(self.name)
-            except Exception:
+                self._failures.succeeded()
+            except Exception as exc:
                 # Cannot tell (database down): step back; whoever leads must prove it again.
-                log.warning("lease %s: renewal failed", self.name, exc_info=True)
+                self._failures.failed(exc)
                 self._epoch = None
             if (was is None) != (self._epoch is None):
                 log.info(

@@ -32,6 +32,7 @@ from typing import Any
 from vigil.bus.leases import Leadership
 from vigil.notify.models import DeliveryStatus
 from vigil.notify.sender import Claim, DeliveryEngine
+from vigil.obs.failures import FailureLog
 from vigil.runtime import LoopWorker
 
 log = logging.getLogger("vigil.notify.workers")
@@ -49,7 +50,7 @@ class SenderWorker(LoopWorker):
         retention_s: float | None = None,
         leader: Leadership | None = None,
     ) -> None:
-        super().__init__("notify-send", self._step)
+        super().__init__("notify-send", FailureLog(log, "notify-send").guard(self._step))
         self.leader = leader
         self.engine = engine
         self.threads = threads
@@ -127,4 +128,4 @@ def led(leader: Leadership, step: Callable[[], float]) -> Callable[[], float]:
             return leader.check_interval_s
         return step()
 
-    return run
+    return FailureLog(log, "notify-dispatch").guard(run)

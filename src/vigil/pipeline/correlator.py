@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vigil.alerts.intake import DetectionRecord
 from vigil.bus.queue_gate import NoGate, WriteGate
 from vigil.detect.correlate import CorrelationEngine, CorrelationHit
+from vigil.obs.failures import FailureLog
 from vigil.pipeline import correlation_store as store
 from vigil.pipeline.correlation_plan import CorrelationInputEvent, CorrelationPlan
 from vigil.pipeline.detector import (
@@ -186,7 +187,10 @@ class Correlator:
         # Steps run in the loop's thread; stop() takes this lock for the final snapshot, so
         # the two never touch the engines at once.
         self._lock = threading.Lock()
-        self._loop = LoopWorker("correlator", self._loop_step, error_backoff=1.0)
+        # Failures (the database down) logged once with a traceback, then a line per back-off.
+        self._loop = LoopWorker(
+            "correlator", FailureLog(log, "correlator step").guard(self._loop_step)
+        )
         self.inputs = 0
         self.hits = 0
         self.skipped_inputs = 0

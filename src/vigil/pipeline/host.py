@@ -36,11 +36,13 @@ process (:func:`queue_housekeeper`), never between two detection batches.
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from vigil.bus.queue import SqlEventQueue, SqliteChanges, queue_of, sqlite_changes
+from vigil.obs.failures import FailureLog
 from vigil.pipeline.detector import Detector
 from vigil.pipeline.process import DetectionProcess
 from vigil.pipeline.rules import RuleRegistry
@@ -158,7 +160,8 @@ def queue_housekeeper(runtime: Runtime) -> LoopWorker:
         run()
         return interval
 
-    return LoopWorker("queue-housekeeping", step, error_backoff=interval)
+    failures = FailureLog(logging.getLogger("vigil.pipeline"), "queue housekeeping")
+    return LoopWorker("queue-housekeeping", failures.guard(step), error_backoff=interval)
 
 
 def detection_worker(runtime: Runtime, registry: RuleRegistry, role: str) -> BackgroundWorker:

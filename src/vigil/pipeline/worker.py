@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vigil.alerts.intake import DetectionRecord
 from vigil.bus.queue import EventQueue, QueuedEvent, SqlEventQueue
 from vigil.bus.queue_gate import NoGate
+from vigil.obs.failures import FailureLog
 from vigil.obs.metrics import (
     DETECTIONS,
     EVENT_TO_ALERT_SECONDS,
@@ -233,6 +234,7 @@ class DetectionThread:
         self.events = 0
         self.last_error: str | None = None
         self.last_batch_at: float | None = None
+        self._failures = FailureLog(log, f"{name} batch")
 
     def wake(self) -> None:
         self._wake.set()
@@ -259,6 +261,7 @@ class DetectionThread:
             try:
                 report = self.pipeline.run_once()
                 self.last_error = None
+                self._failures.succeeded()
                 if report.events:
                     self.batches += 1
                     self.events += report.events
@@ -266,9 +269,9 @@ class DetectionThread:
                     self._on_report(report)
                 full = report.events >= self.pipeline.batch_size
             except Exception as exc:
-                log.exception("detection batch failed; retrying")
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                self._stop.wait(1.0)
+                # the first with its traceback, then one line per back-off step
+                self._stop.wait(self._failures.failed(exc))
                 continue
             if self._housekeeping is not None and time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + self._housekeeping_interval
