@@ -25,7 +25,9 @@ class DeadLetterRead(BaseModel):
 class DeadLetterPage(BaseModel):
     items: list[DeadLetterRead]
     next_after: str | None = Field(
-        description="Pass as ``after`` for the next page; null on the last page."
+        description="Pass as ``after`` for the next page; null on the last page. A page reads "
+        "a bounded slice of the dead-letter stream (500 entries, every tenant's), so it may "
+        "hold fewer than ``limit`` items, even none, while ``next_after`` is set."
     )
     limit: int
     dead_lettering: bool = Field(
