@@ -22,7 +22,9 @@ before and after the run; percentiles are interpolated inside histogram buckets.
 Both modes also print where the time went: the CPU the serving process and the detection child
 used (as a share of one core: a child near 100 % is the bottleneck), the detection batches
 (count, average size, p50/p99 duration from vigil_pipeline_batch_seconds) and the deepest
-queue backlog seen; the latency mode adds the client-side time of each ingest request, which
+queue backlog seen, and how much of the time each process sat blocked on the SQLite write gate's
+flock, i.e. waiting for the other's write transaction (from /proc/<pid>/task/*/wchan, sampled
+every 10 ms); the latency mode adds the client-side time of each ingest request, which
 includes waiting for the SQLite write gate while the detection child writes. The machine's load
 average is printed with them: figures taken while other jobs share the cores are lower bounds.
 """
@@ -163,6 +165,11 @@ class Monitor:
         self.lines: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._gate_thread = threading.Thread(target=self._sample_gate, daemon=True)
+        #: samples, and samples in which a thread of the process waited for the write gate's
+        #: flock (i.e. for the other process's write transaction)
+        self.gate_samples = 0
+        self.gate_waits = {"serving": 0, "child": 0}
         with self._client() as http:
             worker = http.get("/health/deep", timeout=30).json()["checks"]["workers"]["detection"]
         self.api_pid = server.process.pid if server.process is not None else None
@@ -180,16 +187,26 @@ class Monitor:
                 self.max_depth = max(self.max_depth, int(queue["depth"]))
                 self.max_lag = max(self.max_lag, float(queue["lag_seconds"]))
 
+    def _sample_gate(self) -> None:
+        pids = {"serving": self.api_pid, "child": self.child_pid}
+        while not self._stop.wait(0.01):
+            self.gate_samples += 1
+            for name, pid in pids.items():
+                if pid is not None and waits_for_flock(pid):
+                    self.gate_waits[name] += 1
+
     def __enter__(self) -> Monitor:
         self.started = time.perf_counter()
         self.cpu = (cpu_seconds(self.api_pid), cpu_seconds(self.child_pid))
         self.metrics = httpx.get(self.server.url + "/metrics").text
         self._thread.start()
+        self._gate_thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._gate_thread.join()
         elapsed = time.perf_counter() - self.started
         api = (cpu_seconds(self.api_pid) - self.cpu[0]) / elapsed
         child = (cpu_seconds(self.child_pid) - self.cpu[1]) / elapsed
@@ -205,6 +222,12 @@ class Monitor:
             f"CPU over {elapsed:.1f} s: serving process {api:.0%} of a core, detection child "
             f"{child:.0%} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
         ]
+        if self.gate_samples:
+            share = {k: v / self.gate_samples for k, v in self.gate_waits.items()}
+            self.lines.append(
+                f"write gate (flock) waits, sampled every 10 ms: serving process blocked "
+                f"{share['serving']:.0%} of the time, detection child {share['child']:.0%}"
+            )
         if events:
             # CPU per event does not depend on how much of a core other jobs left the child.
             per_event = (cpu_seconds(self.child_pid) - self.cpu[1]) / events
@@ -219,6 +242,21 @@ class Monitor:
                 f"{percentile(diff, 0.99) * 1000:,.0f} ms; queue at most {self.max_depth:,} "
                 f"deep, oldest record at most {self.max_lag:.1f} s old"
             )
+
+
+def waits_for_flock(pid: int) -> bool:
+    """Whether a thread of ``pid`` is blocked in ``flock`` now (the kernel's wait channel)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            if Path(f"/proc/{pid}/task/{task}/wchan").read_text() == "locks_lock_inode_wait":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def throughput(server: VigilServer, key: str, args: argparse.Namespace) -> None:
