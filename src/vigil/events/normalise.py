@@ -112,13 +112,8 @@ def normalise(
     else:
         fields = flatten_json(obj, skip="logsource" if hint is not None else None)
         timestamp = find_timestamp(fields)
-    return EventRecord(
-        fields=fields,
-        source_file=source_file,
-        record_id=record_id,
-        timestamp=timestamp,
-        logsource=logsource,
-    )
+    # Positional: cheaper than keywords, once per event.
+    return EventRecord(fields, source_file, record_id, timestamp, logsource)
 
 
 def _windows_event(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -175,19 +170,24 @@ def flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flatten_system(system: dict[str, Any], fields: dict[str, Any]) -> None:
+    # type(x) is a specialised call, cheaper than the attribute lookup x.__class__.
     for key, value in system.items():
-        if value.__class__ in _SCALAR_TYPES:  # most elements: stored as they are
+        kind = type(value)
+        if kind in _SCALAR_TYPES:  # most elements: stored as they are
             if value is None and key + _SEPARATE_ATTRS_SUFFIX in system:
                 continue  # see the same case below
             fields[key] = value
             continue
-        if value.__class__ is dict and len(value) == 1:
+        if (
+            kind is dict
+            and len(value) == 1
+            and type(attrs := value.get(_ATTRS)) is dict
+            and not key.endswith(_SEPARATE_ATTRS_SUFFIX)
+        ):
             # The usual shape, ``{"#attributes": {...}}``: no children to walk.
-            attrs = value.get(_ATTRS)
-            if attrs.__class__ is dict and not key.endswith(_SEPARATE_ATTRS_SUFFIX):
-                for attr, attr_value in attrs.items():
-                    fields[f"{key}_{attr}"] = attr_value
-                continue
+            for attr, attr_value in attrs.items():
+                fields[f"{key}_{attr}"] = attr_value
+            continue
         if isinstance(value, dict):
             if key.endswith(_SEPARATE_ATTRS_SUFFIX):
                 element = key[: -len(_SEPARATE_ATTRS_SUFFIX)]
