@@ -157,8 +157,22 @@ class BulkAction(StrEnum):
     COMMENT = "comment"
 
 
+def _needs(action: BulkAction, field: str) -> dict[str, Any]:
+    """JSON Schema: ``action: <action>`` requires ``field`` as a string."""
+    return {
+        "if": {"properties": {"action": {"const": action.value}}, "required": ["action"]},
+        "then": {"properties": {field: {"type": "string"}}, "required": [field]},
+    }
+
+
 class AlertBulkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The service refuses assign without an assignee and comment without a note: say so.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [_needs(BulkAction.ASSIGN, "assignee"), _needs(BulkAction.COMMENT, "note")]
+        },
+    )
 
     ids: list[AlertId] = Field(min_length=1, max_length=BULK_MAX)
     action: BulkAction

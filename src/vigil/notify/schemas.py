@@ -217,6 +217,18 @@ class DeliveryPage(BaseModel):
 class DeadLetterRetry(_Strict):
     """Pick dead letters by ``ids``, by ``channel_id``, or ``all``: exactly one of them."""
 
+    # The published schema says "exactly one" too (null and false choose nothing).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+                {"required": ["channel_id"], "properties": {"channel_id": {"type": "string"}}},
+                {"required": ["all"], "properties": {"all": {"const": True}}},
+            ]
+        },
+    )
+
     ids: list[Id] | None = Field(default=None, min_length=1, max_length=1000)
     channel_id: Id | None = None
     all: bool = False
