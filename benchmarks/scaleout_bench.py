@@ -396,8 +396,9 @@ def start_profiler(target: Target, args: argparse.Namespace) -> Profiler | None:
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
         sys.exit(f"--profile needs py-spy next to {sys.executable} (pip install py-spy)")
+    idle = ["--idle"] if args.profile_idle else []
     process = subprocess.Popen(
-        [str(spy), "record", "--format", "raw", "--rate", "50", "--nonblocking",
+        [str(spy), "record", "--format", "raw", "--rate", "50", "--nonblocking", *idle,
          "--pid", str(pid), "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -415,9 +416,13 @@ def stop_profiler(profiler: Profiler | None) -> Path | None:
 
 def print_profile(path: Path, top: int = 12) -> None:
     """Where the profiled process spent its busy samples: the steps of a detection batch
-    (under ``DetectionPipeline.run_once``) and the other threads, by function."""
+    (under ``DetectionPipeline.run_once``) and the other threads, by function. With
+    ``--profile-idle`` the samples include waiting threads, and the detection thread's samples
+    are also listed by their innermost frame (where a batch waits: a socket, a lock)."""
     shares: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
     total = 0
+    in_batch = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
@@ -428,11 +433,18 @@ def print_profile(path: Path, top: int = 12) -> None:
         if "DetectionPipeline.run_once" in frames:
             at = frames.index("DetectionPipeline.run_once")
             shares["batch: " + (frames[at + 1] if at + 1 < len(frames) else "itself")] += n
+            leaves[" < ".join(reversed(frames[-3:]))] += n
+            in_batch += n
+        elif "DetectionThread._run" in frames:
+            shares["detection thread: " + " > ".join(frames[-2:])] += n
         else:  # name a thread by its loop's step (frames 0-2 are threading's bootstrap)
             shares["other: " + " > ".join(frames[3:5] or frames)] += n
     print(f"    py-spy samples of the busy threads ({total:,}; {path}):")
     for name, n in shares.most_common(top):
         print(f"      {n / max(total, 1):6.1%}  {name}")
+    print(f"    innermost frames of the detection batches ({in_batch:,} samples):")
+    for name, n in leaves.most_common(top):
+        print(f"      {n / max(in_batch, 1):6.1%}  {name}")
 
 
 def measure_latency(target: Target, lines: Sequence[bytes], args: argparse.Namespace) -> None:
@@ -547,6 +559,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="latency run; 0 skips it")
     ap.add_argument("--idle-poll", type=float, default=None, help="VIGIL_PIPELINE__IDLE_POLL_S")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy a detector into this dir")
+    ap.add_argument(
+        "--profile-idle", action="store_true", help="profile waiting threads too (py-spy --idle)"
+    )
     ap.add_argument(
         "--no-embedded",
         dest="embedded",

@@ -61,6 +61,18 @@ def read_inputs(
     return [decode_input(seq, tenant, family, bytes(body)) for seq, tenant, family, body in rows]
 
 
+def has_inputs(session: Session, *, partition: int, after: int) -> bool:
+    """Whether ``partition`` has inputs after ``after`` (committed ones: a peek, no lock)."""
+    return (
+        session.execute(
+            select(CorrelationInput.seq)
+            .where(CorrelationInput.partition_no == partition, CorrelationInput.seq > after)
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
 def ensure_state(session: Session, *, partition: int, partitions: int, now: datetime) -> None:
     """Create the partition's state row (position 0: every input is still to be read)."""
     dialect = session.get_bind().dialect.name
@@ -130,6 +142,7 @@ def _prune(session: Session, where: tuple[Any, ...]) -> int:
 __all__ = [
     "append_inputs",
     "ensure_state",
+    "has_inputs",
     "lock_state",
     "prune_inputs",
     "prune_orphans",

@@ -25,6 +25,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -72,6 +73,7 @@ class PgPartitionLeases:
         self.leases = Leases(engine, ttl_s=lease_s)
         self._held: dict[int, int] = {}  # partition -> epoch
         self._member: int | None = None  # epoch of this process's member lease
+        self._next_forget = 0.0
         self._lock = threading.Lock()
 
     def try_acquire(self, partition: int) -> bool:
@@ -90,17 +92,24 @@ class PgPartitionLeases:
 
     def members(self) -> int:
         with self._lock:
-            me = f"{MEMBER_LEASE}{self.leases.owner}"
-            epoch = self._member if self._member is not None else -1
-            if self.leases.renew({me: epoch}):
-                self._member = self.leases.acquire(me)
-            self.leases.forget_expired(MEMBER_LEASE, older_than_s=FORGET_MEMBERS_S)
+            if self._member is None:  # first call, or the member lease lapsed (renew)
+                self._member = self.leases.acquire(f"{MEMBER_LEASE}{self.leases.owner}")
+            if time.monotonic() >= self._next_forget:
+                self._next_forget = time.monotonic() + FORGET_MEMBERS_S / 6
+                self.leases.forget_expired(MEMBER_LEASE, older_than_s=FORGET_MEMBERS_S)
             return max(1, self.leases.live(MEMBER_LEASE))
 
     def renew(self) -> set[int]:
+        """Renews the partitions and the membership in one statement."""
         with self._lock:
+            me = f"{MEMBER_LEASE}{self.leases.owner}"
             names = {f"{PARTITION_LEASE}{n}": epoch for n, epoch in self._held.items()}
-            lost = {int(name[len(PARTITION_LEASE) :]) for name in self.leases.renew(names)}
+            if self._member is not None:
+                names[me] = self._member
+            gone = self.leases.renew(names)
+            if me in gone:
+                self._member = None
+            lost = {int(name[len(PARTITION_LEASE) :]) for name in gone if name != me}
             for partition in lost:
                 del self._held[partition]
             if lost:
