@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from vigil.alerts.aftercommit import after_commit
 from vigil.alerts.entity import HOST_FIELDS, USER_FIELDS
@@ -263,43 +262,6 @@ def _touch_incidents(session: Session, touched: Mapping[str, datetime]) -> None:
             incident.last_alert_at = latest[incident.id]
 
 
-#: the columns grouping changes on an existing incident (link_alerts, set_severity, retarget)
-_GROUPED = (
-    "alert_count",
-    "last_alert_at",
-    "updated_at",
-    "severity",
-    "severity_rank",
-    "ack_due_at",
-    "resolve_due_at",
-)
-
-
-def _write_grouped(session: Session, incidents: Sequence[Incident]) -> None:
-    """Write what grouping changed on existing incidents in one ``executemany``, then mark those
-    values as the rows' committed state, so the ORM flush does not write them again (its unit of
-    work per incident was the largest part of a grouping pass). Other pending changes of these
-    objects stay pending and are flushed as usual."""
-    if not incidents:
-        return
-    table = table_of(Incident)
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values({name: bindparam(f"b_{name}", type_=table.c[name].type) for name in _GROUPED})
-    )
-    session.connection().execute(
-        stmt,
-        [
-            {"b_id": incident.id, **{f"b_{name}": getattr(incident, name) for name in _GROUPED}}
-            for incident in incidents
-        ],
-    )
-    for incident in incidents:
-        for name in _GROUPED:
-            set_committed_value(incident, name, getattr(incident, name))
-
-
 def group_alerts(
     session: Session,
     *,
@@ -391,7 +353,6 @@ def group_alerts(
         links += more_links
         items += more_items
     opened = [t.incident for t in touched_incidents.values() if t.opened]
-    _write_grouped(session, [t.incident for t in touched_incidents.values() if not t.opened])
     session.flush()
     incidents = table_of(Incident)
     insert_rows(
