@@ -28,7 +28,12 @@ class PipelineSettings(BaseModel):
     consumer: str = Field(default="detection", description="Queue consumer name (offset key).")
     hot_reload: bool = Field(default=True, description="Reload rules when their files change.")
     reload_interval_s: float = Field(
-        default=2.0, gt=0, description="How often rule files are checked for changes."
+        default=2.0,
+        gt=0,
+        description=(
+            "How often rule folders are checked for added, removed or renamed files; every "
+            "5th check also looks at each file (an edit in place shows within 5 intervals)."
+        ),
     )
     processed_retention_s: float = Field(
         default=600.0, ge=0, description="Processed queue records without event_id kept this long."

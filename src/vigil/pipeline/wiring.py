@@ -43,8 +43,11 @@ def rules_probe(runtime: Runtime) -> dict[str, Any]:
 
 
 def rules_reloader(registry: RuleRegistry, interval_s: float) -> LoopWorker:
+    # poll(): folder mtimes every call (new, deleted, renamed files: how editors and git
+    # write), every rule file's stat every 5th call (an in-place rewrite): ~1 ms instead of
+    # ~20 ms of CPU per call with SigmaHQ's ~3,000 files, in every process holding rules.
     def step() -> float:
-        registry.check()
+        registry.poll()
         return interval_s
 
     return LoopWorker("rules-reload", step, error_backoff=interval_s)
