@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.api.deps import Authenticator, Authorizer, DenyAllAuthenticator, RoleAuthorizer
 from vigil.config import Settings
+from vigil.obs.failures import FailureLog
 from vigil.store import engine_from_settings, session_factory
 
 log = logging.getLogger("vigil.runtime")
@@ -40,8 +41,10 @@ class BackgroundWorker(Protocol):
 class LoopWorker:
     """A daemon thread calling ``step()`` until stopped; ``step`` returns the seconds to sleep.
 
-    Exceptions in a step are logged and retried after ``error_backoff`` seconds, so a transient
-    storage failure never kills the loop.
+    Exceptions in a step are retried, first after ``error_backoff`` seconds and then doubling up
+    to 30 s, so a transient storage failure never kills the loop; the first failure is logged
+    with its traceback, later ones as one line each, and recovery as one line (``FailureLog``:
+    an outage of ten minutes is not 600 tracebacks per loop).
     """
 
     def __init__(self, name: str, step: Callable[[], float], *, error_backoff: float = 1.0) -> None:
@@ -50,7 +53,7 @@ class LoopWorker:
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
-        self._error_backoff = error_backoff
+        self._failures = FailureLog(log, name, base_s=error_backoff, cap_s=max(30.0, error_backoff))
         self.last_error: str | None = None
         self.last_step_at: float | None = None
         self.steps = 0
@@ -71,10 +74,10 @@ class LoopWorker:
             try:
                 delay = self._step()
                 self.last_error = None
+                self._failures.succeeded()
             except Exception as exc:
-                log.exception("worker step failed", extra={"worker": self.name})
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = self._error_backoff
+                delay = self._failures.failed(exc)
             self.steps += 1
             self.last_step_at = time.time()
             if delay > 0:
