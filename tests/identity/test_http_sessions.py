@@ -306,3 +306,41 @@ def test_event_quota_is_enforced_with_a_problem_document(tmp_path: Path) -> None
             assert usage["forecasts"][0]["used_today"] == 2
     finally:
         server.stop()
+
+
+def test_allow_rules_with_resource_conditions_are_refused(
+    env: tuple[VigilServer, Credentials, Credentials],
+) -> None:
+    """An allow rule is consulted at the route, where no resource is known: with resource
+    conditions it could never match, so it is refused (field path and reason) instead of being
+    stored as a silent no-op; the same conditions on a deny rule are accepted."""
+    server, acme, _ = env
+    conditions = {"subject": {"roles": ["viewer"]}, "resource": {"severities": ["low"]}}
+    with server.client(acme.admin_key) as a:
+        before = a.get("/v1/access-rules").json()
+        r = a.post(
+            "/v1/access-rules",
+            json={
+                "name": "viewers-write-low",
+                "effect": "allow",
+                "permissions": ["alerts:write"],
+                "conditions": conditions,
+            },
+        )
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        [error] = r.json()["errors"]
+        assert error["field"] == "body.conditions"
+        assert "allow rule cannot have resource conditions" in error["message"]
+        assert a.get("/v1/access-rules").json() == before  # nothing stored
+        r = a.post(
+            "/v1/access-rules",
+            json={
+                "name": "viewers-no-low",
+                "effect": "deny",
+                "permissions": ["alerts:read"],
+                "conditions": conditions,
+            },
+        )
+        assert r.status_code == 201, r.text
+        assert a.delete(f"/v1/access-rules/{r.json()['id']}").status_code in (200, 204)

@@ -7,8 +7,9 @@ A request for ``permission`` (optionally on one ``resource``) is decided in this
 3. a matching **deny** rule denies (deny always wins);
 4. holding the permission through a role allows;
 5. a matching **allow** rule allows (a conditional grant, e.g. team "ir" may read the audit log
-   from the office network; a grant with resource conditions cannot open a route, whose check
-   has no resource: restrict with deny rules instead, e.g. ``not_tags``);
+   from the office network; allow rules never carry resource conditions — the API refuses
+   them with a 422 — because this step is reached only when the roles lack the permission, at
+   the route, where no resource is known: restrict with deny rules instead, e.g. ``not_tags``);
 6. otherwise deny.
 
 Rule conditions (all given parts must hold; within a list, any value matches):

@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyNetwork
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
 from vigil.identity.config import IdentitySettings
@@ -272,15 +281,43 @@ class RuleConditions(_Strict):
     environment: EnvironmentConditions | None = None
 
 
+# An allow rule is consulted only where the caller's roles lack the permission, i.e. at the
+# route, where no resource is known: one with resource conditions would never match anything.
+# Refused rather than stored as a silent no-op; "team X sees only Y" is a deny with not_tags.
+_ALLOW_WITHOUT_RESOURCE: JsonDict = {
+    "if": {"properties": {"effect": {"const": "allow"}}, "required": ["effect"]},
+    "then": {"properties": {"conditions": {"properties": {"resource": {"type": "null"}}}}},
+}
+
+
 class AccessRuleCreate(_Strict):
+    model_config = ConfigDict(json_schema_extra=_ALLOW_WITHOUT_RESOURCE)
+
     name: str = Field(min_length=1, max_length=100)
     effect: Literal["allow", "deny"]
     permissions: list[str] = Field(
         min_length=1, max_length=50, description="Permission patterns, e.g. alerts:*"
     )
-    conditions: RuleConditions = Field(default_factory=RuleConditions)
+    conditions: RuleConditions = Field(
+        default_factory=RuleConditions,
+        description=(
+            "An allow rule takes subject and environment conditions only: resource conditions "
+            "belong on deny rules (an allow is consulted at the route, before any resource)."
+        ),
+    )
     priority: int = Field(default=100, ge=0, le=10_000)
     enabled: bool = True
+
+    @field_validator("conditions")
+    @classmethod
+    def _allow_has_no_resource(cls, value: RuleConditions, info: ValidationInfo) -> RuleConditions:
+        if info.data.get("effect") == "allow" and value.resource is not None:
+            raise ValueError(
+                "an allow rule cannot have resource conditions (it is decided at the route, "
+                "where no resource is known, so it would never match); use a deny rule, "
+                'e.g. {"effect": "deny", "conditions": {"resource": {"not_tags": [...]}}}'
+            )
+        return value
 
 
 class AccessRuleRead(BaseModel):
