@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,19 @@ def test_uncorrelated_scan_equals_process(
     assert summary.detections == len(expected)
     assert summary.by_tactic["execution"] == len(expected)
     assert "t1059" not in summary.by_tactic
+    assert summary.by_rule == {t: expected.count(t) for t in set(expected)}
+    levels = {"Low rule": "low", "High rule": "high", "Other": "high"}
+    assert summary.by_level == Counter(levels[t] for t in expected)
+
+
+def test_summary_counts_what_was_yielded_when_the_consumer_stops_early(
+    engine: SigmaEngine, events_file: Path
+) -> None:
+    summary = ScanSummary()
+    scan = scan_paths([events_file], Scanner(engine), summary)
+    first = [next(scan) for _ in range(3)]
+    scan.close()  # the consumer stops: the per-rule tally is still added to the summary
+    assert [d.rule_title for d in first] == ["Low rule", "High rule", "Low rule"]
+    assert summary.by_rule == {"Low rule": 2, "High rule": 1}
+    assert summary.detections == 3
+    assert summary.by_tactic == {"execution": 3}

@@ -117,7 +117,9 @@ def _print_summary(summary: ScanSummary, rules: int, err: Console) -> None:
     if summary.issues:
         err.print(f"[yellow]{len(summary.issues)} unreadable records or files skipped:[/]")
         for issue in summary.issues[:20]:
-            err.print(f"  {issue}")
+            # One unwrapped, literal line per issue: paths and parser messages are long and may
+            # hold "[", which Rich would otherwise take for markup.
+            err.print(f"  {issue}", soft_wrap=True, markup=False, highlight=False)
 
 
 def scan(
