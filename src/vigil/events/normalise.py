@@ -42,11 +42,13 @@ copies values (lists from the decoder are reused as-is) and uses no regular expr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from vigil.events.model import EventRecord
 from vigil.events.timestamps import parse_timestamp
+from vigil.speedups import NATIVE
 
 _ATTRS = "#attributes"
 _TEXT = "#text"
@@ -143,6 +145,22 @@ def find_timestamp(fields: dict[str, Any]) -> datetime | None:
 
 def flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
     """Flatten an ``Event`` body (``System``/``EventData``/``UserData``…) to Sigma fields."""
+    if _native_flatten is not None:
+        # The common shapes in C; None hands the whole event to the Python code below.
+        native = _native_flatten(event)
+        if native is not None:
+            return native
+    return _flatten_windows_event(event)
+
+
+#: ``vigil._speedups.flatten_windows_event``, or None for pure Python.
+_native_flatten: Callable[[dict[str, Any]], dict[str, Any] | None] | None = (
+    NATIVE.flatten_windows_event if NATIVE is not None else None
+)
+
+
+def _flatten_windows_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The reference of :func:`flatten_windows_event`, for every shape."""
     fields: dict[str, Any] = {}
     system = event.get("System")
     if isinstance(system, dict):

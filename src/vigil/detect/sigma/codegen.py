@@ -27,6 +27,7 @@ from typing import Any
 
 import ahocorasick
 
+from vigil import speedups
 from vigil.detect.sigma.compiler import And, FieldItem, Node, Not, Or, Selection
 from vigil.detect.sigma.context import EventContext, LoweredFields, NotFlat
 from vigil.detect.sigma.optimize import StringField
@@ -286,6 +287,15 @@ class BucketSource(Source):
             self.emit(3, f"{local} = L[{key}]  # numbers converted; lists raise NotFlat")
         return local
 
+    def lower_many(self, names: list[str], lower_fields: Callable[..., Any]) -> None:
+        """Emit one call of the C kernel ``lower_fields`` doing :meth:`lower` for ``names``."""
+        new = [name for name in dict.fromkeys(names) if name not in self.locals]
+        if not new:
+            return
+        targets = [self.locals.setdefault(name, f"s{len(self.locals)}") for name in new]
+        call = f"{self.bind(lower_fields, 'lower')}(F, L, {self.bind(tuple(new), 'names')})"
+        self.emit(2, f"{', '.join(targets)}, = {call}")
+
     def scan(self, local: str, automaton: Any, indent: int, *, nullable: bool = True) -> None:
         """Emit code adding the positions of every literal of ``automaton`` found in ``local``
         (a string, or with ``nullable`` None for an absent field)."""
@@ -330,6 +340,9 @@ def bucket_function(
     src.bind(NotFlat, "NotFlat")
     emit(0, "def run(L, F, C):")
     emit(1, "try:")
+    native = speedups.NATIVE  # read per call, so a test can build both forms in one process
+    if native is not None:
+        src.lower_many(prelower, native.lower_fields)
     for name in prelower:
         src.lower(name)
     emit(2, f"found = set({src.bind(always, 'always')})" if always else "found = set()")

@@ -6,9 +6,12 @@ event instead of once per rule is most of what makes case-insensitive matching c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
+
+from vigil.speedups import NATIVE
 
 MISSING: Final = object()
 
@@ -139,6 +142,11 @@ class EventContext:
     def text(self) -> str:
         """All values, lowered and joined: what the candidate index scans."""
         if self._text is None:
+            if _native_lower_join is not None:
+                text = _native_lower_join(self.fields, False)
+                if text is not None:  # None: a value type the C code leaves to this one
+                    self._text = text
+                    return text
             values = self.fields.values()
             if _SCALAR_TYPES.issuperset(map(type, values)):
                 # str() of a scalar is its string form (lowered below, True becomes "true");
@@ -156,6 +164,11 @@ class EventContext:
         ``-`` and digits): cheaper, as the common event is strings, integers and nulls only.
         """
         if self._string_text is None:
+            if _native_lower_join is not None:
+                text = _native_lower_join(self.fields, True)
+                if text is not None:
+                    self._string_text = text
+                    return text
             # type(v) is a specialised call; v.__class__ a generic attribute lookup.
             parts = [v for v in self.fields.values() if v is not None and type(v) is not int]
             try:
@@ -181,6 +194,11 @@ def _lower_join(parts: list[str]) -> str:
     # need it. (The separator is no cased letter, so lowering parts or the whole is the same.)
     return SEPARATOR.join([p.lower() for p in parts])
 
+
+#: ``vigil._speedups.lower_join`` (same text, built in one C pass), or None for pure Python.
+_native_lower_join: Callable[[dict[str, Any], bool], str | None] | None = (
+    NATIVE.lower_join if NATIVE is not None else None
+)
 
 _SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})
 
