@@ -22,10 +22,11 @@ before and after the run; percentiles are interpolated inside histogram buckets.
 Both modes also print where the time went: the CPU the serving process and the detection child
 used (as a share of one core: a child near 100 % is the bottleneck), the detection batches
 (count, average size, p50/p99 duration from vigil_pipeline_batch_seconds) and the deepest
-queue backlog seen, and how much of the time each process sat blocked on the SQLite write gate's
-flock, i.e. waiting for the other's write transaction (from /proc/<pid>/task/*/wchan, sampled
-every 10 ms); the latency mode adds the client-side time of each ingest request, which
-includes waiting for the SQLite write gate while the detection child writes. The machine's load
+queue backlog seen, and how much of the time each process sat blocked on a SQLite write gate's
+flock (from /proc/<pid>/task/*/wchan, sampled every 10 ms), split by gate from the blocked
+waiters in /proc/locks: the queue gate (queue.db: ingest, purge) and the main gate (vigil.db:
+the detection transaction, the correlator); the latency mode adds the client-side time of each
+ingest request, which includes any wait for the queue gate. The machine's load
 average is printed with them: figures taken while other jobs share the cores are lower bounds.
 """
 
@@ -170,6 +171,8 @@ class Monitor:
         #: flock (i.e. for the other process's write transaction)
         self.gate_samples = 0
         self.gate_waits = {"serving": 0, "child": 0}
+        #: (process, gate) → samples in which /proc/locks showed it blocked on that gate's file
+        self.gate_by_file: dict[tuple[str, str], int] = {}
         with self._client() as http:
             worker = http.get("/health/deep", timeout=30).json()["checks"]["workers"]["detection"]
         self.api_pid = server.process.pid if server.process is not None else None
@@ -194,6 +197,12 @@ class Monitor:
             for name, pid in pids.items():
                 if pid is not None and waits_for_flock(pid):
                     self.gate_waits[name] += 1
+            gates = gate_inodes(self.server.home)
+            names = {pid: name for name, pid in pids.items() if pid is not None}
+            for pid, inode in blocked_flocks():
+                if pid in names and inode in gates:
+                    key = (names[pid], gates[inode])
+                    self.gate_by_file[key] = self.gate_by_file.get(key, 0) + 1
 
     def __enter__(self) -> Monitor:
         self.started = time.perf_counter()
@@ -228,6 +237,13 @@ class Monitor:
                 f"write gate (flock) waits, sampled every 10 ms: serving process blocked "
                 f"{share['serving']:.0%} of the time, detection child {share['child']:.0%}"
             )
+            by_file = ", ".join(
+                f"{who} on the {gate} gate {self.gate_by_file.get((who, gate), 0) / n:.0%}"
+                for who in ("serving", "child")
+                for gate in ("queue", "main")
+                for n in (self.gate_samples,)
+            )
+            self.lines.append(f"  by gate (/proc/locks): {by_file}")
         if events:
             # CPU per event does not depend on how much of a core other jobs left the child.
             per_event = (cpu_seconds(self.child_pid) - self.cpu[1]) / events
@@ -242,6 +258,32 @@ class Monitor:
                 f"{percentile(diff, 0.99) * 1000:,.0f} ms; queue at most {self.max_depth:,} "
                 f"deep, oldest record at most {self.max_lag:.1f} s old"
             )
+
+
+def gate_inodes(home: Path) -> dict[int, str]:
+    """Inode of each write-gate lock file → the gate's name (missing files left out)."""
+    found: dict[int, str] = {}
+    for gate in ("queue", "main"):
+        try:
+            found[os.stat(home / f"{gate}.lock").st_ino] = gate
+        except OSError:
+            continue
+    return found
+
+
+def blocked_flocks() -> list[tuple[int, int]]:
+    """(pid, inode) of every process blocked waiting for a flock now (the ``->`` lines of
+    /proc/locks: ``N: -> FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> 0 EOF``)."""
+    out: list[tuple[int, int]] = []
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 7 and fields[1] == "->" and fields[2] == "FLOCK":
+            out.append((int(fields[5]), int(fields[6].rsplit(":", 1)[1])))
+    return out
 
 
 def waits_for_flock(pid: int) -> bool:
@@ -391,8 +433,9 @@ class StageClock:
 
 
 class HeldGate:
-    """Wraps the pipeline's write gate: the CPU time (of the holding thread) spent holding it,
-    i.e. what ingest waits for on SQLite while the detection worker writes."""
+    """Wraps the pipeline's write gate (the main database's): the CPU time (of the holding
+    thread) spent holding it, i.e. what the correlator waits for while the detection worker
+    writes (ingest, on queue.db, does not)."""
 
     def __init__(self, gate: Any) -> None:
         self.gate = gate
@@ -414,8 +457,8 @@ def stages(args: argparse.Namespace, rules: Path) -> None:
     """The detection pipeline in this process over a filled queue, CPU per event by stage."""
     from vigil.alerts import service as alerts
     from vigil.bus.queue import SqlEventQueue
-    from vigil.bus.queue_gate import gate_for
-    from vigil.config import Settings
+    from vigil.bus.queue_store import open_sql_queue
+    from vigil.config import Settings, load_settings
     from vigil.incidents import grouping
     from vigil.ingest.config import IngestSettings
     from vigil.ingest.parse import BodyFormat, parse_body
@@ -428,10 +471,13 @@ def stages(args: argparse.Namespace, rules: Path) -> None:
     from vigil.store import create_engine_for, session_factory, upgrade
 
     with tempfile.TemporaryDirectory(prefix="vigil-stages-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'vigil.db'}"
+        settings = load_settings(home=Path(tmp))
+        url = settings.resolved_database_url()
         upgrade(url)
-        sessions = session_factory(create_engine_for(url))
-        queue = SqlEventQueue(sessions, gate=gate_for(url, Path(tmp)))
+        engine = create_engine_for(url)
+        sessions = session_factory(engine)
+        # as `vigil serve` opens it: the records in queue.db, offsets and results in vigil.db
+        queue = open_sql_queue(settings, sessions, engine)
         bodies = corpus_batches(100, args.events // 100)
         limits = limits_of(IngestSettings())
         started = time.thread_time()
@@ -450,7 +496,7 @@ def stages(args: argparse.Namespace, rules: Path) -> None:
             batch_size=args.batch,
         )
         gate = HeldGate(pipeline.gate)
-        pipeline.gate = gate
+        pipeline.gate = gate  # type: ignore[assignment]  # a wrapper with the same hold()
         clock = StageClock()
         # Indented names run inside the stage above them and count apart from it.
         for owner, attribute, stage in (
@@ -493,7 +539,8 @@ def stages(args: argparse.Namespace, rules: Path) -> None:
         own = rest if name.startswith("the rest") else clock.own(name)
         print(f"  {name:45} {own / events * 1e6:8.1f}  ({own / total:5.1%})")
     print(
-        f"SQLite write gate held by the pipeline (ingest waits meanwhile): "
+        f"main-database write gate held by the pipeline (ingest does not wait for it: "
+        f"queue.db has a gate of its own): "
         f"{gate.cpu / events * 1e6:,.1f} µs CPU per event ({gate.cpu / total:.0%} of its CPU), "
         f"{gate.holds} holds, "
         f"{gate.cpu / max(gate.holds, 1) * 1000:,.1f} ms CPU each"

@@ -9,12 +9,8 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from vigil.bus.queue import (
-    EventQueue,
-    MemoryEventQueue,
-    QueueRecord,
-    SqlEventQueue,
-)
+from vigil.bus.queue import EventQueue, QueueRecord, SqlEventQueue
+from vigil.bus.queue_memory import MemoryEventQueue
 from vigil.bus.queue_models import QueuedEventRow
 from vigil.store import session_factory
 

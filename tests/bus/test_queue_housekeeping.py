@@ -18,7 +18,7 @@ SAMPLE_EVENTS = ROOT / "examples" / "events" / "sample.jsonl"
 
 
 def _queued(home: Path) -> int:
-    with sqlite3.connect(home / "vigil.db", timeout=30) as db:
+    with sqlite3.connect(home / "queue.db", timeout=30) as db:
         (count,) = db.execute("SELECT count(*) FROM event_queue").fetchone()
     return int(count)
 

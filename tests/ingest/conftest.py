@@ -27,8 +27,12 @@ class Service:
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.server.home / "vigil.db", timeout=30)
 
+    def queue_db(self) -> sqlite3.Connection:
+        """The queue's own file (on SQLite ``event_queue`` is not in vigil.db)."""
+        return sqlite3.connect(self.server.home / "queue.db", timeout=30)
+
     def queued(self, tenant_id: str) -> int:
-        with self.db() as conn:
+        with self.queue_db() as conn:
             row = conn.execute(
                 "SELECT count(*) FROM event_queue WHERE tenant_id = ?", (tenant_id,)
             ).fetchone()

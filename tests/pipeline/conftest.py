@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,18 @@ def sysmon_process(command_line: str, *, record: int = 1, image: str | None = No
         }
     }
     return orjson.dumps(event)
+
+
+def encoded_ps_records(n: int) -> tuple[list[bytes], list[str]]:
+    """``n`` records that each match the encoded-PowerShell rule once, with fresh event ids:
+    the lines (one NDJSON record each) and their ids."""
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    lines = []
+    for i, event_id in enumerate(ids):
+        record = orjson.loads(sysmon_process(f"powershell.exe -enc QQB{i}", record=i))
+        record["event_id"] = event_id
+        lines.append(orjson.dumps(record))
+    return lines, ids
 
 
 def failed_logon(user: str, ip: str, second: int) -> bytes:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.ingest.conftest import EXAMPLE_RULES
-from tests.pipeline.conftest import ENCODED_PS_RULE, sysmon_process
+from tests.pipeline.conftest import ENCODED_PS_RULE, encoded_ps_records
 from tests.support.identity import bootstrap
 from tests.support.server import VigilServer
 
@@ -22,12 +21,7 @@ PER_BATCH = 400
 
 
 def _ndjson(n: int) -> tuple[bytes, list[str]]:
-    ids = [str(uuid.uuid4()) for _ in range(n)]
-    lines = []
-    for i, event_id in enumerate(ids):
-        record = orjson.loads(sysmon_process(f"powershell.exe -enc QQB{i}", record=i))
-        record["event_id"] = event_id
-        lines.append(orjson.dumps(record))
+    lines, ids = encoded_ps_records(n)
     return b"\n".join(lines), ids
 
 
@@ -71,8 +65,9 @@ def test_sigkill_after_2xx_loses_nothing_and_detects_once(tmp_path: Path, mode: 
         while _alive(child_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _alive(child_pid)
-    with _db(home) as conn:
+    with sqlite3.connect(home / "queue.db", timeout=30) as conn:
         queued = conn.execute("SELECT count(*) FROM event_queue").fetchone()[0]
+    with _db(home) as conn:
         processed_before = conn.execute(
             "SELECT position FROM consumer_offsets WHERE name = 'detection'"
         ).fetchone()

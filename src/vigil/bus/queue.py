@@ -1,7 +1,9 @@
 """The durable event queue between ingest and the detection pipeline.
 
-:class:`EventQueue` is the interface; :class:`SqlEventQueue` keeps the queue in the service's own
-database (the embedded deployment) and :class:`MemoryEventQueue` is the test double. The shape
+:class:`EventQueue` is the interface; :class:`SqlEventQueue` keeps the queue in a SQL table
+``event_queue`` — on SQLite (the embedded deployment) in a database file of its own,
+``queue.db`` (:mod:`vigil.bus.queue_store` says why and how), on PostgreSQL in the service
+database — and :class:`vigil.bus.queue_memory.MemoryEventQueue` is the test double. The shape
 is the one a Redis Streams implementation needs too (scale-out): ``publish`` returns once the
 records are durable; a consumer ``read``\\ s a batch, does its work in its own transaction,
 calls ``ack`` *inside* that transaction and ``acknowledged`` after it committed (Redis: XACK
@@ -10,18 +12,24 @@ after commit, at-least-once; the pipeline's idempotency keys make redelivery har
 SQL semantics:
 
 * **Durability.** ``publish`` commits one multi-row insert; a 2xx from ingest means the rows are
-  in the database. On SQLite (WAL, ``synchronous=NORMAL`` as :mod:`vigil.store.engine` sets it)
-  a committed transaction survives the process being killed (the WAL is in the OS page cache);
-  only an OS crash or power loss can lose the last commits. ``synchronous=FULL`` would close
-  that window at the price of an fsync per request.
+  in the queue's database. On SQLite (WAL, ``synchronous=NORMAL`` as :mod:`vigil.store.engine`
+  sets it, on ``queue.db`` too) a committed transaction survives the process being killed
+  (the WAL is in the OS page cache); only an OS crash or power loss can lose the last commits.
+  ``synchronous=FULL`` would close that window at the price of an fsync per request.
 * **Idempotency.** ``(tenant_id, event_id)`` is unique; the insert skips conflicting rows
   (``ON CONFLICT DO NOTHING``) and reports them as duplicates. A duplicate inside one batch is
   caught before the insert.
 * **Order and exactly-once effect.** A consumer reads ``seq > offset`` (its committed offset in
-  ``consumer_offsets``, :mod:`vigil.bus.offsets`) and advances the offset in the same
-  transaction as its results, so a crash replays exactly the uncommitted part. Commit order must
-  equal ``seq`` order or a reader could pass a row that commits later: SQLite serialises writers
-  anyway; on PostgreSQL publishers take a transaction-scoped advisory lock.
+  ``consumer_offsets`` of the *service* database, :mod:`vigil.bus.offsets`) and advances the
+  offset in the same transaction as its results, so a crash replays exactly the uncommitted
+  part. Commit order must equal ``seq`` order or a reader could pass a row that commits later:
+  SQLite serialises writers anyway; on PostgreSQL publishers take a transaction-scoped advisory
+  lock.
+* **Gates** (SQLite, :mod:`vigil.bus.queue_gate`). ``write_gate`` orders the writers of the
+  queue's file (publish, purge); ``main_gate`` the consumer's transaction in the service
+  database. With the queue in a file of its own they are two gates and ingest never waits for
+  a detection batch; with the queue in the service database (tests, in-memory SQLite) both are
+  the same gate.
 * **Retention** (:meth:`SqlEventQueue.purge`). Rows every consumer of the queue (those named
   to ``ensure_consumer``) has processed are deleted once older than ``retention_s``, except
   rows with an ``event_id``: those stay for the idempotency window (``idempotency_window_s``),
@@ -33,16 +41,13 @@ SQL semantics:
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import (
     ColumnElement,
-    Engine,
     Table,
     bindparam,
     delete,
@@ -57,8 +62,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.bus import offsets
 from vigil.bus.models import ConsumerOffset
-from vigil.bus.queue_gate import NoGate, WriteGate, gate_for
+from vigil.bus.queue_gate import NoGate, WriteGate
 from vigil.bus.queue_models import QueuedEventRow
+from vigil.bus.queue_store import QueueFile, SqliteChanges, sqlite_changes
+
+__all__ = ["SqliteChanges", "sqlite_changes"]  # re-exported: where the pipeline host finds them
 
 if TYPE_CHECKING:
     from vigil.runtime import Runtime
@@ -175,6 +183,40 @@ def dedupe_batch(records: Sequence[QueueRecord]) -> tuple[list[int], list[int]]:
     return keep, repeats
 
 
+def _offset_sqlite(session: Session, consumer: str) -> int:
+    """The consumer's committed offset, read on the driver (the consumer's hot path)."""
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        found = cursor.execute(
+            "SELECT position FROM consumer_offsets WHERE name = ?", (consumer,)
+        ).fetchone()
+    finally:
+        cursor.close()
+    return int(found[0]) if found else 0
+
+
+def _read_sqlite(session: Session, position: int, limit: int) -> list[QueuedEvent]:
+    """The records after ``position`` on SQLite, one query on the driver. Rows of one publish
+    share their ``accepted_at`` text, so each distinct text is parsed once."""
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cursor.execute(
+            "SELECT seq, tenant_id, event_id, accepted_at, payload FROM event_queue "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (position, limit),
+        ).fetchall()
+    finally:
+        cursor.close()
+    stamps: dict[str, datetime] = {}
+    out = []
+    for seq, tenant, event_id, accepted, payload in rows:
+        moment = stamps.get(accepted)
+        if moment is None:
+            moment = stamps[accepted] = _sqlite_time(accepted)
+        out.append(QueuedEvent(seq, tenant, event_id, moment, payload))
+    return out
+
+
 class _Listeners:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
@@ -194,12 +236,29 @@ class SqlEventQueue(_Listeners):
     """The queue as a table of the service's database (see the module docstring)."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, gate: WriteGate | NoGate | None = None
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        gate: WriteGate | NoGate | None = None,
+        main_gate: WriteGate | NoGate | None = None,
+        queue_sessions: sessionmaker[Session] | None = None,
+        queue_file: QueueFile | None = None,
     ) -> None:
+        """``sessions``: the service database (consumer offsets, the consumers' work).
+        ``queue_sessions``: the database holding ``event_queue`` when it is another one
+        (``queue.db``, :func:`vigil.bus.queue_store.open_sql_queue`), checked to still be
+        ``queue_file``. ``gate`` orders the writers of the queue's database, ``main_gate`` the
+        consumers' transactions; without ``queue_sessions`` both are one database, one gate."""
         super().__init__()
         self._sessions = sessions
-        #: writers of this database queue up here (see :mod:`vigil.bus.queue_gate`)
+        self._queue_sessions = queue_sessions or sessions
+        self._queue_file = queue_file
+        #: writers of the queue's database queue up here (see :mod:`vigil.bus.queue_gate`)
         self.write_gate: WriteGate | NoGate = gate or NoGate()
+        #: the consumers' transactions (results + offset) in the service database
+        self.main_gate: WriteGate | NoGate = (
+            self.write_gate if queue_sessions is None else main_gate or NoGate()
+        )
         #: records without an id up to here were purged by this process already
         self._plain_purged_to = 0
         #: the consumers reading this queue (``ensure_consumer``): purge waits for all of them
@@ -211,7 +270,8 @@ class SqlEventQueue(_Listeners):
             return PublishResult(0, 0)
         keep, repeats = dedupe_batch(records)
         now = datetime.now(UTC)
-        with self.write_gate.hold(), self._sessions() as session:
+        self._check_file()
+        with self.write_gate.hold(), self._queue_sessions() as session:
             dialect = session.get_bind().dialect.name
             if dialect == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_PUBLISH_LOCK})
@@ -281,12 +341,30 @@ class SqlEventQueue(_Listeners):
             cursor.close()
 
     # ---------------------------------------------------------------- consumer
+    def _check_file(self) -> None:
+        if self._queue_file is not None:
+            self._queue_file.check()
+
+    def dispose(self) -> None:
+        """Close the pool of ``queue.db`` when this queue opened one."""
+        if self._queue_sessions is not self._sessions:
+            bind = self._queue_sessions.kw.get("bind")
+            if bind is not None:
+                bind.dispose()
+
     def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
         if session.get_bind().dialect.name == "sqlite":
-            return self._read_sqlite(session, consumer=consumer, limit=limit)
+            self._check_file()
+            position = _offset_sqlite(session, consumer)
+            if self._queue_sessions is self._sessions:
+                return _read_sqlite(session, position, limit)
+            # queue.db: a WAL read outside the consumer's transaction, no lock, no gate (the
+            # module docstring of vigil.bus.queue_store says why that is exact)
+            with self._queue_sessions() as queue_session:
+                return _read_sqlite(queue_session, position, limit)
         # Lock the consumer's offset row for this transaction: two replicas of one consumer on
         # PostgreSQL take turns instead of processing the same rows.
-        position = session.execute(
+        locked = session.execute(
             select(ConsumerOffset.position).where(ConsumerOffset.name == consumer).with_for_update()
         ).scalar_one_or_none()
         result = session.execute(
@@ -297,7 +375,7 @@ class SqlEventQueue(_Listeners):
                 QueuedEventRow.accepted_at,
                 QueuedEventRow.payload,
             )
-            .where(QueuedEventRow.seq > int(position or 0))
+            .where(QueuedEventRow.seq > int(locked or 0))
             .order_by(QueuedEventRow.seq)
             .limit(limit)
         )
@@ -305,31 +383,6 @@ class SqlEventQueue(_Listeners):
             QueuedEvent(seq, tenant, event_id, _utc(accepted), bytes(payload))
             for seq, tenant, event_id, accepted, payload in result
         ]
-
-    @staticmethod
-    def _read_sqlite(session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
-        """The consumer's hot path on SQLite: two queries on the driver. Rows of one publish
-        share their ``accepted_at`` text, so each distinct text is parsed once."""
-        cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            found = cursor.execute(
-                "SELECT position FROM consumer_offsets WHERE name = ?", (consumer,)
-            ).fetchone()
-            rows = cursor.execute(
-                "SELECT seq, tenant_id, event_id, accepted_at, payload FROM event_queue "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (int(found[0]) if found else 0, limit),
-            ).fetchall()
-        finally:
-            cursor.close()
-        stamps: dict[str, datetime] = {}
-        out = []
-        for seq, tenant, event_id, accepted, payload in rows:
-            moment = stamps.get(accepted)
-            if moment is None:
-                moment = stamps[accepted] = _sqlite_time(accepted)
-            out.append(QueuedEvent(seq, tenant, event_id, moment, payload))
-        return out
 
     def ack(self, session: Session, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
         if not batch:
@@ -349,7 +402,7 @@ class SqlEventQueue(_Listeners):
         """Create the consumer's offset row (at 0) so ``read`` always has a row to lock, and
         count it among the consumers whose progress bounds :meth:`purge`."""
         self._consumers.add(consumer)
-        with self._sessions() as session:
+        with self.main_gate.hold(), self._sessions() as session:
             if session.get(ConsumerOffset, consumer) is not None:
                 return
             offsets.advance(session, name=consumer, position=0)
@@ -361,8 +414,10 @@ class SqlEventQueue(_Listeners):
 
     # ---------------------------------------------------------------- observing
     def stats(self, *, consumer: str) -> QueueStats:
+        self._check_file()
         with self._sessions() as session:
             committed = offsets.get(session, name=consumer)
+        with self._queue_sessions() as session:
             last = session.execute(
                 select(func.coalesce(func.max(QueuedEventRow.seq), 0))
             ).scalar_one()
@@ -397,6 +452,8 @@ class SqlEventQueue(_Listeners):
                 )
             }
             done = min(positions.get(name, 0) for name in self._consumers)
+        self._check_file()
+        with self._queue_sessions() as session:
             plain_upper = min(done, self._last_accepted_before(session, plain_cutoff))
             id_upper = min(done, self._last_accepted_before(session, id_cutoff))
         # Records without an id past retention, above what earlier purges of this process
@@ -406,7 +463,7 @@ class SqlEventQueue(_Listeners):
         total = self._delete_chunks(
             plain & (QueuedEventRow.accepted_at < plain_cutoff), lower=lower, upper=plain_upper
         )
-        with self._sessions() as session:
+        with self._queue_sessions() as session:
             kept = session.execute(
                 select(func.min(QueuedEventRow.seq)).where(
                     plain, QueuedEventRow.seq > lower, QueuedEventRow.seq <= plain_upper
@@ -441,7 +498,7 @@ class SqlEventQueue(_Listeners):
             query = select(QueuedEventRow.seq).where(
                 QueuedEventRow.seq > lower, QueuedEventRow.seq <= upper, where
             )
-            with self.write_gate.hold(), self._sessions() as session:
+            with self.write_gate.hold(), self._queue_sessions() as session:
                 seqs = list(session.scalars(query.order_by(QueuedEventRow.seq).limit(PURGE_CHUNK)))
                 if not seqs:
                     return total
@@ -454,133 +511,9 @@ class SqlEventQueue(_Listeners):
         return total
 
 
-class SqliteChanges:
-    """Whether any connection committed to a SQLite database since the last look.
-
-    ``PRAGMA data_version`` on a connection of its own changes whenever another connection
-    (of any process) commits: a look costs microseconds and reads no table, so a detection
-    worker in another process than ingest can look every few milliseconds instead of reading
-    the queue once a second.
-    """
-
-    def __init__(self, database: str) -> None:
-        self._connection = sqlite3.connect(database, check_same_thread=False)
-        self._version = self._read()
-
-    def _read(self) -> int:
-        (version,) = self._connection.execute("PRAGMA data_version").fetchone()
-        return int(version)
-
-    def changed(self) -> bool:
-        version = self._read()
-        if version == self._version:
-            return False
-        self._version = version
-        return True
-
-    def close(self) -> None:
-        self._connection.close()
-
-
-def sqlite_changes(engine: Engine) -> SqliteChanges | None:
-    """A :class:`SqliteChanges` for ``engine``'s database when it is a SQLite file."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or not url.database:
-        return None
-    if url.database == ":memory:" or url.database.startswith("file:"):
-        return None
-    return SqliteChanges(url.database)
-
-
-@dataclass
-class _MemoryState:
-    rows: list[QueuedEvent] = field(default_factory=list)
-    ids: set[tuple[str, str]] = field(default_factory=set)
-    offsets: dict[str, int] = field(default_factory=dict)
-    next_seq: int = 1
-
-
-class MemoryEventQueue(_Listeners):
-    """The test double: same semantics, held in memory. ``ack`` takes effect when the
-    consumer's session commits and is dropped when it rolls back."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._state = _MemoryState()
-        self._lock = threading.Lock()
-
-    def publish(self, tenant_id: str, records: Sequence[QueueRecord]) -> PublishResult:
-        keep, repeats = dedupe_batch(records)
-        now = datetime.now(UTC)
-        dups = list(repeats)
-        accepted = 0
-        with self._lock:
-            st = self._state
-            for i in keep:
-                rec = records[i]
-                if rec.event_id is not None:
-                    key = (tenant_id, rec.event_id)
-                    if key in st.ids:
-                        dups.append(i)
-                        continue
-                    st.ids.add(key)
-                st.rows.append(QueuedEvent(st.next_seq, tenant_id, rec.event_id, now, rec.payload))
-                st.next_seq += 1
-                accepted += 1
-        if accepted:
-            self._notify()
-        return PublishResult(accepted, len(records) - accepted, tuple(sorted(dups)))
-
-    def read(self, session: Session, *, consumer: str, limit: int) -> list[QueuedEvent]:
-        with self._lock:
-            position = self._state.offsets.get(consumer, 0)
-            return [r for r in self._state.rows if r.seq > position][:limit]
-
-    def ack(self, session: Session, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
-        if not batch:
-            return
-        from sqlalchemy import event
-
-        position = batch[-1].seq
-
-        def on_commit(_session: Session) -> None:
-            with self._lock:
-                self._state.offsets[consumer] = position
-
-        event.listen(session, "after_commit", on_commit, once=True)
-
-    def acknowledged(self, *, consumer: str, batch: Sequence[QueuedEvent]) -> None:
-        return None
-
-    def stats(self, *, consumer: str) -> QueueStats:
-        with self._lock:
-            position = self._state.offsets.get(consumer, 0)
-            pending = [r for r in self._state.rows if r.seq > position]
-            last = self._state.next_seq - 1
-        lag = (datetime.now(UTC) - pending[0].accepted_at).total_seconds() if pending else 0.0
-        return QueueStats(len(pending), max(0.0, lag), last, position)
-
-    def purge(self, *, now: datetime, retention_s: float, idempotency_window_s: float) -> int:
-        plain = now - timedelta(seconds=retention_s)
-        with_id = now - timedelta(seconds=max(retention_s, idempotency_window_s))
-        with self._lock:
-            st = self._state
-            done = min(st.offsets.values(), default=0)
-            keep: list[QueuedEvent] = []
-            for r in st.rows:
-                limit = plain if r.event_id is None else with_id
-                if r.seq <= done and r.accepted_at < limit:
-                    if r.event_id is not None:
-                        st.ids.discard((r.tenant_id, r.event_id))
-                    continue
-                keep.append(r)
-            removed = len(st.rows) - len(keep)
-            st.rows = keep
-        return removed
-
-
 def queue_of(runtime: Runtime) -> EventQueue:
-    """The runtime's queue (created on first use: the SQL queue on the service database)."""
+    """The runtime's queue (created on first use: Redis Streams when configured, else the SQL
+    queue, :func:`vigil.bus.queue_store.open_sql_queue`)."""
     queue: EventQueue | None = runtime.extras.get(QUEUE_KEY)
     if queue is None:
         from vigil.bus.redis_queue import redis_queue_for
@@ -589,7 +522,8 @@ def queue_of(runtime: Runtime) -> EventQueue:
         # Scale-out: VIGIL_QUEUE_URL=redis://... selects Redis Streams.
         queue = redis_queue_for(settings)
         if queue is None:
-            gate = gate_for(settings.resolved_database_url(), settings.home)
-            queue = SqlEventQueue(runtime.sessions, gate=gate)
+            from vigil.bus.queue_store import open_sql_queue
+
+            queue = open_sql_queue(settings, runtime.sessions, runtime.engine)
         runtime.extras[QUEUE_KEY] = queue
     return queue

@@ -98,7 +98,8 @@ def child_main(
     _die_with_parent(parent_pid)
     wake = PipeWake(wake)
     from vigil.bus.queue import SqlEventQueue
-    from vigil.bus.queue_gate import gate_for
+    from vigil.bus.queue_gate import main_gate_for
+    from vigil.bus.queue_store import open_sql_queue
     from vigil.obs.logging import configure_logging
     from vigil.pipeline.correlator import build_correlator
     from vigil.pipeline.detector import Detector
@@ -134,8 +135,8 @@ def child_main(
         reloader.start()
     from vigil.bus.redis_queue import redis_queue_for
 
-    gate = gate_for(settings.resolved_database_url(), settings.home)
-    queue = redis_queue_for(settings) or SqlEventQueue(sessions, gate=gate)
+    # On SQLite: reads queue.db (no gate), writes the service database under the main gate.
+    queue = redis_queue_for(settings) or open_sql_queue(settings, sessions, engine)
     sink = alerts_sink(settings)
     pipeline = DetectionPipeline(
         sessions=sessions,
@@ -168,7 +169,11 @@ def child_main(
         sessions=sessions,
         registry=registry,
         sink=sink,
-        gate=queue.write_gate if isinstance(queue, SqlEventQueue) else gate,
+        gate=(
+            queue.main_gate
+            if isinstance(queue, SqlEventQueue)
+            else main_gate_for(settings.resolved_database_url(), settings.home)
+        ),
     )
     pipeline.on_inputs.append(correlator.wake)
     correlator.start()
@@ -181,6 +186,8 @@ def child_main(
     worker.stop()
     correlator.stop()  # after detection: the snapshot covers every input it appended
     reloader.stop()
+    if isinstance(queue, SqlEventQueue):
+        queue.dispose()
     engine.dispose()
 
 

@@ -81,16 +81,17 @@ def correlator_for(
     runtime: Runtime, registry: RuleRegistry, detection: DetectionThread
 ) -> Correlator:
     from vigil.bus.queue import SqlEventQueue, queue_of
-    from vigil.bus.queue_gate import gate_for
+    from vigil.bus.queue_gate import main_gate_for
     from vigil.pipeline.correlator import build_correlator
     from vigil.pipeline.worker import alerts_sink
 
     settings = runtime.settings
     queue = queue_of(runtime)
+    # The service database's gate: the correlator writes there, never into the queue's file.
     gate = (
-        queue.write_gate
+        queue.main_gate
         if isinstance(queue, SqlEventQueue)
-        else gate_for(settings.resolved_database_url(), settings.home)
+        else main_gate_for(settings.resolved_database_url(), settings.home)
     )
     correlator = build_correlator(
         settings,

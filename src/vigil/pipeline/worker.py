@@ -139,7 +139,9 @@ class DetectionPipeline:
         overrides_refresh_s: float = 1.0,
     ) -> None:
         self.sessions = sessions
-        self.gate = queue.write_gate if isinstance(queue, SqlEventQueue) else NoGate()
+        # The service database's gate (on SQLite): ingest publishes into queue.db under a gate
+        # of its own and never waits for this transaction.
+        self.gate = queue.main_gate if isinstance(queue, SqlEventQueue) else NoGate()
         self.queue = queue
         self.detector = detector
         self.sink = sink
@@ -166,7 +168,7 @@ class DetectionPipeline:
                 session.rollback()
                 return report
             output = self.detector.detect(batch, self.overrides.current(session))
-            # Everything that writes happens under the gate, detection (CPU) before it.
+            # Everything that writes happens under the main gate, detection (CPU) before it.
             with self.gate.hold():
                 now = datetime.now(UTC)
                 fresh = service.store_detections(
