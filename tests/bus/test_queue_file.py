@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.bus import offsets
-from vigil.bus.queue import QueueRecord, SqlEventQueue
+from vigil.bus.queue import QueueRecord, SqlEventQueue, sqlite_changes
 from vigil.bus.queue_store import SCHEMA_VERSION, open_sql_queue
 from vigil.config import Settings, load_settings
 from vigil.errors import ConfigurationError, UnavailableError
@@ -213,3 +213,23 @@ def test_a_queue_file_older_than_the_offsets_continues_above_them(
     queue = _open(settings, engine)
     queue.publish("t1", _records("c"))
     assert _pending(queue, sessions) == [(41, "c")]
+
+
+def test_commit_watcher_of_the_service_engine_sees_publishes_into_queue_db(
+    settings: Settings, engine: Engine
+) -> None:
+    """A detection thread in another process than ingest (role "worker") wakes on
+    ``PRAGMA data_version`` of the queue's file, which is no longer the service database."""
+    queue = _open(settings, engine)
+    changes = sqlite_changes(engine)
+    assert changes is not None
+    try:
+        assert not changes.changed()
+        # another engine (as another process would have) publishes
+        other = create_engine_for(settings.resolved_database_url())
+        open_sql_queue(settings, session_factory(other), other).publish("t1", _records("p"))
+        other.dispose()
+        assert changes.changed()
+    finally:
+        changes.close()
+        queue.dispose()
