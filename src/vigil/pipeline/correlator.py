@@ -360,7 +360,7 @@ class Correlator:
                 return 0
             records = self._feed(part, inputs, snap, self.overrides.current(session))
             position = inputs[-1].seq if inputs else part.position
-            # Encoded before the write gate: on SQLite ingest waits while the gate is held.
+            # Encoded before the write gate: on SQLite detection waits while the gate is held.
             blob = encode_snapshot(self.partitions, part.engines) if due else None
             with self.gate.hold():
                 if not self.locks.fence(session, part.number):
