@@ -264,9 +264,9 @@ def open_sql_queue(
         return SqlEventQueue(sessions, gate=gate_for(url, settings.home))
     queue_gate, main_gate = gate_for(url, settings.home), main_gate_for(url, settings.home)
     assert isinstance(queue_gate, WriteGate) and isinstance(main_gate, WriteGate)  # SQLite
-    path = queue_file_path(settings.home)
+    path = queue_file_path(settings.home).resolve()  # checked by stat on every publish
     queue_file = prepare_queue_file(path, main_path, queue_gate=queue_gate, main_gate=main_gate)
-    queue_engine = create_engine_for(f"sqlite:///{path.resolve()}")
+    queue_engine = create_engine_for(f"sqlite:///{path}")
     _QUEUE_FILES[engine] = path
     return SqlEventQueue(
         sessions,
