@@ -24,6 +24,7 @@ static PyObject *str_data;        /* "Data" */
 static PyObject *str_event_id;    /* "EventID" */
 static PyObject *str_space;       /* " " */
 static PyObject *str_empty;       /* "" */
+static PyObject *str_attrs_suffix; /* "_attributes" */
 
 #define SEPARATOR 0x1f
 #define ATTRS_SUFFIX "_attributes"
@@ -293,6 +294,32 @@ ends_with_attrs_suffix(PyObject *key)
     return 1;
 }
 
+/* a + "_" + b for exact strs: f"{a}_{b}" without a format string (several per event). */
+static PyObject *
+join_underscore(PyObject *a, PyObject *b)
+{
+    Py_ssize_t la = PyUnicode_GET_LENGTH(a), lb = PyUnicode_GET_LENGTH(b);
+    Py_UCS4 max = Py_MAX(PyUnicode_MAX_CHAR_VALUE(a), PyUnicode_MAX_CHAR_VALUE(b));
+    PyObject *out = PyUnicode_New(la + 1 + lb, max);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (PyUnicode_KIND(out) == PyUnicode_1BYTE_KIND) {
+        Py_UCS1 *dst = PyUnicode_1BYTE_DATA(out);
+        memcpy(dst, PyUnicode_1BYTE_DATA(a), (size_t)la);
+        dst[la] = '_';
+        memcpy(dst + la + 1, PyUnicode_1BYTE_DATA(b), (size_t)lb);
+        return out;
+    }
+    PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), la, '_');
+    if (PyUnicode_CopyCharacters(out, 0, a, 0, la) < 0 ||
+        PyUnicode_CopyCharacters(out, la + 1, b, 0, lb) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* 1 handled, 0 not handled (the caller gives up), -1 error. */
 static int
 flatten_system(PyObject *system, PyObject *fields)
@@ -306,7 +333,7 @@ flatten_system(PyObject *system, PyObject *fields)
         if (is_scalar(value)) {
             if (value == Py_None) {
                 /* separate_json_attributes: Provider: null beside Provider_attributes */
-                PyObject *sibling = PyUnicode_FromFormat("%U" ATTRS_SUFFIX, key);
+                PyObject *sibling = PyUnicode_Concat(key, str_attrs_suffix);
                 if (sibling == NULL) {
                     return -1;
                 }
@@ -340,7 +367,7 @@ flatten_system(PyObject *system, PyObject *fields)
             if (!PyUnicode_CheckExact(attr)) {
                 return 0;
             }
-            PyObject *name = PyUnicode_FromFormat("%U_%U", key, attr);
+            PyObject *name = join_underscore(key, attr);
             if (name == NULL) {
                 return -1;
             }
@@ -398,17 +425,33 @@ flatten_event_data(PyObject *data, PyObject *fields)
         if (!PyUnicode_CheckExact(key)) {
             return 0;
         }
+        /* "Data", "#attributes", "#text": compared only when the first character fits */
         int special = 0;
-        if (PyUnicode_GET_LENGTH(key) <= 11) { /* len("#attributes") */
-            special = PyUnicode_Compare(key, str_data) == 0 ||
-                      PyUnicode_Compare(key, str_attrs) == 0 ||
-                      PyUnicode_Compare(key, str_text) == 0;
+        if (PyUnicode_GET_LENGTH(key) > 0) {
+            Py_UCS4 first = PyUnicode_READ_CHAR(key, 0);
+            if (first == 'D') {
+                special = PyUnicode_Compare(key, str_data) == 0;
+            }
+            else if (first == '#') {
+                special = PyUnicode_Compare(key, str_attrs) == 0 ||
+                          PyUnicode_Compare(key, str_text) == 0;
+            }
         }
         if (special || !(is_scalar(value) || PyList_CheckExact(value))) {
             return 0;
         }
     }
     return PyDict_Update(fields, data) < 0 ? -1 : 1;
+}
+
+static int
+has_space(PyObject *key)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    if (PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND) {
+        return memchr(PyUnicode_1BYTE_DATA(key), ' ', (size_t)n) != NULL;
+    }
+    return PyUnicode_FindChar(key, ' ', 0, n, 1) >= 0; /* -2 (error) cannot happen here */
 }
 
 /* _add_spaceless_names: "Threat Name" also as "ThreatName" (setdefault). 0 if a key is not an
@@ -423,12 +466,7 @@ add_spaceless_names(PyObject *fields)
             Py_XDECREF(spaced);
             return 0;
         }
-        Py_ssize_t at = PyUnicode_FindChar(key, ' ', 0, PyUnicode_GET_LENGTH(key), 1);
-        if (at == -2) {
-            Py_XDECREF(spaced);
-            return -1;
-        }
-        if (at >= 0) {
+        if (has_space(key)) {
             if (spaced == NULL && (spaced = PyList_New(0)) == NULL) {
                 return -1;
             }
@@ -586,7 +624,8 @@ exec_module(PyObject *module)
         intern(&str_event_data, "EventData") < 0 || intern(&str_user_data, "UserData") < 0 ||
         intern(&str_attrs, "#attributes") < 0 || intern(&str_text, "#text") < 0 ||
         intern(&str_data, "Data") < 0 || intern(&str_event_id, "EventID") < 0 ||
-        intern(&str_space, " ") < 0 || intern(&str_empty, "") < 0) {
+        intern(&str_space, " ") < 0 || intern(&str_empty, "") < 0 ||
+        intern(&str_attrs_suffix, ATTRS_SUFFIX) < 0) {
         return -1;
     }
     return 0;
