@@ -341,6 +341,18 @@ def bucket_function(
     emit(0, "def run(L, F, C):")
     emit(1, "try:")
     native = speedups.NATIVE  # read per call, so a test can build both forms in one process
+    collect = _collect_kernel()
+    if native is not None and collect is not None:
+        # Prelowering and the whole index probe in two C calls; the Python below is what they
+        # do (tests/detect/sigma/test_candidates_kernel.py compares both).
+        names = tuple(dict.fromkeys(prelower))
+        lowered = src.bind(native.lower_fields, "lower")
+        emit(2, f"S = {lowered}(F, L, {src.bind(names, 'names')})")
+        plan = src.bind(probe_plan(automata, equals, numbers, names), "plan")
+        kernel = src.bind(collect, "collect")
+        emit(2, f"found = {kernel}({plan}, {src.bind(always, 'always')}, S, F, C)")
+        _emit_candidate_loop(src, functions, nodes, slow_candidates)
+        return src.define("\n".join(src.lines) + "\n", "run", f"<sigma {label}>")  # type: ignore[no-any-return]
     if native is not None:
         src.lower_many(prelower, native.lower_fields)
     for name in prelower:
@@ -377,6 +389,19 @@ def bucket_function(
         emit(4, f"p = {table_name}.get(k)")
         emit(4, "if p is not None:")
         emit(5, "found.update(p)")
+    _emit_candidate_loop(src, functions, nodes, slow_candidates)
+    return src.define("\n".join(src.lines) + "\n", "run", f"<sigma {label}>")  # type: ignore[no-any-return]
+
+
+def _emit_candidate_loop(
+    src: BucketSource,
+    functions: list[MatchFn],
+    nodes: list[Node],
+    slow_candidates: Callable[[EventContext], Any],
+) -> None:
+    """Emit the end of ``run``: the NotFlat fallback of the probe, then each candidate's
+    matcher (the tree's for an event with list values)."""
+    emit = src.emit
     emit(1, f"except {src.bind(NotFlat, 'NotFlat')}:")
     emit(2, f"found = {src.bind(slow_candidates, 'slow')}(C)")
     fns = src.bind(functions, "fns")
@@ -389,4 +414,48 @@ def bucket_function(
     emit(3, f"if {src.bind(nodes, 'nodes')}[pos].match(C):")
     emit(4, "out.append(pos)")
     emit(1, "return out")
-    return src.define("\n".join(src.lines) + "\n", "run", f"<sigma {label}>")  # type: ignore[no-any-return]
+
+
+def _collect_kernel() -> Callable[..., set[int]] | None:
+    """``vigil._candidates.collect`` when the C kernels are in use and it was built."""
+    if speedups.NATIVE is None:
+        return None
+    try:
+        from vigil import _candidates
+    except ImportError:  # optional build skipped
+        return None
+    return _candidates.collect  # type: ignore[no-any-return]
+
+
+def _scan_step(index: int, automaton: Any) -> tuple[Any, ...]:
+    """The plan step of :meth:`BucketSource.scan`: the automaton, or a few ``in`` tests."""
+    words = list(automaton.keys())
+    if len(words) > SMALL_AUTOMATON:
+        return (0, index, automaton.iter)
+    return (1, index, tuple(words), tuple(automaton.get(w) for w in words))
+
+
+def probe_plan(
+    automata: tuple[tuple[str, Any], ...],
+    equals: tuple[tuple[str, Table], ...],
+    numbers: tuple[tuple[str, Table], ...],
+    names: tuple[str, ...],
+) -> tuple[tuple[Any, ...], ...]:
+    """The steps ``vigil._candidates.collect`` runs for a bucket: the same probes, in the same
+    order and with the same shortcuts, as the Python code :func:`bucket_function` emits.
+    ``names`` are the prelowered fields, in the order of the tuple ``S`` the kernel gets."""
+    where = {name: i for i, name in enumerate(names)}
+    steps: list[tuple[Any, ...]] = []
+    for name, automaton in automata:
+        if name:
+            steps.append(_scan_step(where[name], automaton))
+            continue
+        words = list(automaton.keys())
+        no_int = all(set(w) - _INTEGER_CHARS for w in words)
+        found_any = anchors(words)
+        guard = tuple(found_any) if found_any and len(words) > SMALL_AUTOMATON else None
+        method = "string_text" if no_int else "text"
+        steps.append((3, method, guard, _scan_step(-1, automaton)))
+    steps.extend((2, where[name], table) for name, table in equals)
+    steps.extend((4, name, table) for name, table in numbers)
+    return tuple(steps)
