@@ -22,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 static PyObject *str_number_keys; /* "number_keys" */
 
@@ -90,6 +91,209 @@ scan_automaton(PyObject *found, PyObject *iter_fn, PyObject *value)
     return rc;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Automaton: a multi-literal matcher as a dense DFA over byte classes.
+ *
+ * pyahocorasick walks a sparse trie per character; on the long fields of attack events
+ * (command lines, the whole-event text) that walk was most of the index's time. This one is
+ * the same Aho-Corasick automaton with every transition precomputed (goto + failure links
+ * folded into one table), over the UTF-8 bytes of the literals and of the text: one table
+ * load per byte. Matching UTF-8 bytes finds exactly the code-point matches, as UTF-8 is
+ * self-synchronising (an encoded literal occurs in an encoded text only at character
+ * boundaries). Bytes that occur in no literal share one class, so the table has
+ * states x (distinct literal bytes + 1) entries.
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    int32_t nclasses;
+    int32_t nstates;
+    uint8_t cls[256];
+    int32_t *next;         /* nstates * nclasses */
+    int32_t *out_link;     /* nearest proper suffix state with an output, or -1 */
+    PyObject **out;        /* positions tuple of the literal ending at a state, or NULL */
+    uint8_t *has_out;      /* out[s] != NULL or out_link[s] != -1 */
+} Automaton;
+
+static void
+automaton_dealloc(Automaton *self)
+{
+    if (self->out != NULL) {
+        for (int32_t i = 0; i < self->nstates; i++) {
+            Py_XDECREF(self->out[i]);
+        }
+    }
+    PyMem_Free(self->next);
+    PyMem_Free(self->out_link);
+    PyMem_Free(self->out);
+    PyMem_Free(self->has_out);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Automaton(words: tuple[str, ...], positions: tuple[tuple[int, ...], ...]) */
+static PyObject *
+automaton_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *words, *positions;
+    if (!PyArg_ParseTuple(args, "O!O!:Automaton", &PyTuple_Type, &words, &PyTuple_Type,
+                          &positions)) {
+        return NULL;
+    }
+    Py_ssize_t nwords = PyTuple_GET_SIZE(words);
+    if (PyTuple_GET_SIZE(positions) != nwords) {
+        PyErr_SetString(PyExc_ValueError, "words and positions differ in length");
+        return NULL;
+    }
+    /* Byte classes and the trie's size bound. */
+    uint8_t used[256] = {0};
+    Py_ssize_t total = 1;
+    for (Py_ssize_t w = 0; w < nwords; w++) {
+        PyObject *word = PyTuple_GET_ITEM(words, w);
+        if (!PyUnicode_Check(word) || !PyTuple_Check(PyTuple_GET_ITEM(positions, w))) {
+            PyErr_SetString(PyExc_TypeError, "words must be str, positions tuples");
+            return NULL;
+        }
+        Py_ssize_t n;
+        const char *bytes = PyUnicode_AsUTF8AndSize(word, &n);
+        if (bytes == NULL) {
+            return NULL;
+        }
+        if (n == 0) {
+            PyErr_SetString(PyExc_ValueError, "an empty literal matches everywhere");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            used[(uint8_t)bytes[i]] = 1;
+        }
+        total += n;
+    }
+    if (total > INT32_MAX / 257) {
+        PyErr_SetString(PyExc_OverflowError, "too many literal bytes");
+        return NULL;
+    }
+    Automaton *self = (Automaton *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    /* At most 244 classes: UTF-8 never holds the bytes 0xC0, 0xC1 and 0xF5-0xFF. */
+    int32_t nclasses = 1;
+    for (int b = 0; b < 256; b++) {
+        self->cls[b] = used[b] ? (uint8_t)nclasses++ : 0;
+    }
+    self->nclasses = nclasses;
+    self->next = PyMem_Malloc(sizeof(int32_t) * (size_t)total * (size_t)nclasses);
+    self->out_link = PyMem_Malloc(sizeof(int32_t) * (size_t)total);
+    self->out = PyMem_Calloc((size_t)total, sizeof(PyObject *));
+    self->has_out = PyMem_Calloc((size_t)total, 1);
+    int32_t *queue = PyMem_Malloc(sizeof(int32_t) * (size_t)total);
+    int32_t *fail = PyMem_Malloc(sizeof(int32_t) * (size_t)total);
+    if (self->next == NULL || self->out_link == NULL || self->out == NULL ||
+        self->has_out == NULL || queue == NULL || fail == NULL) {
+        PyMem_Free(queue);
+        PyMem_Free(fail);
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    memset(self->next, 0xff, sizeof(int32_t) * (size_t)total * (size_t)nclasses); /* -1 */
+    self->nstates = 1;
+    /* The trie. */
+    for (Py_ssize_t w = 0; w < nwords; w++) {
+        Py_ssize_t n;
+        const char *bytes = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(words, w), &n);
+        int32_t state = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int32_t *slot = &self->next[(size_t)state * nclasses + self->cls[(uint8_t)bytes[i]]];
+            if (*slot < 0) {
+                *slot = self->nstates++;
+            }
+            state = *slot;
+        }
+        PyObject *pos = PyTuple_GET_ITEM(positions, w);
+        Py_INCREF(pos);
+        Py_XSETREF(self->out[state], pos); /* a repeated word: the last one's positions */
+    }
+    /* Failure links, breadth first, folded into the table. */
+    Py_ssize_t head = 0, tail = 0;
+    fail[0] = 0;
+    self->out_link[0] = -1;
+    for (int32_t c = 0; c < nclasses; c++) {
+        int32_t t = self->next[c];
+        if (t < 0) {
+            self->next[c] = 0;
+        }
+        else {
+            fail[t] = 0;
+            self->out_link[t] = -1;
+            queue[tail++] = t;
+        }
+    }
+    while (head < tail) {
+        int32_t s = queue[head++];
+        for (int32_t c = 0; c < nclasses; c++) {
+            int32_t *slot = &self->next[(size_t)s * nclasses + c];
+            int32_t via_fail = self->next[(size_t)fail[s] * nclasses + c];
+            if (*slot < 0) {
+                *slot = via_fail;
+            }
+            else {
+                int32_t t = *slot;
+                fail[t] = via_fail;
+                self->out_link[t] = self->out[via_fail] != NULL ? via_fail
+                                                                : self->out_link[via_fail];
+                queue[tail++] = t;
+            }
+        }
+    }
+    for (int32_t s = 0; s < self->nstates; s++) {
+        self->has_out[s] = self->out[s] != NULL || self->out_link[s] >= 0;
+    }
+    PyMem_Free(queue);
+    PyMem_Free(fail);
+    return (PyObject *)self;
+}
+
+static PyTypeObject AutomatonType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "vigil._candidates.Automaton",
+    .tp_basicsize = sizeof(Automaton),
+    .tp_dealloc = (destructor)automaton_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Automaton(words, positions): the literals of one index field as a dense DFA.",
+    .tp_new = automaton_new,
+};
+
+/* Add the positions of every literal of ``a`` occurring in ``value`` (an exact str). Returns
+ * 1 when the text cannot be encoded as UTF-8 (lone surrogates): the caller scans it with
+ * pyahocorasick instead. */
+static int
+scan_dfa(PyObject *found, Automaton *a, PyObject *value)
+{
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &n);
+    if (text == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            return 1;
+        }
+        return -1;
+    }
+    const int32_t *next = a->next;
+    const uint8_t *cls = a->cls;
+    const int32_t nclasses = a->nclasses;
+    int32_t state = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        state = next[(size_t)state * nclasses + cls[(uint8_t)text[i]]];
+        if (a->has_out[state]) {
+            for (int32_t s = state; s >= 0; s = a->out_link[s]) {
+                if (a->out[s] != NULL && add_all(found, a->out[s]) < 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 /* if words[j] in value: found.update(positions[j]) */
 static int
 scan_words(PyObject *found, PyObject *words, PyObject *positions, PyObject *value)
@@ -136,6 +340,12 @@ scan_value(PyObject *found, PyObject *step, PyObject *value)
     }
     if (kind == 1 && PyTuple_GET_SIZE(step) == 4) {
         return scan_words(found, PyTuple_GET_ITEM(step, 2), PyTuple_GET_ITEM(step, 3), value);
+    }
+    if (kind == 5 && PyTuple_GET_SIZE(step) == 4 &&
+        Py_IS_TYPE(PyTuple_GET_ITEM(step, 2), &AutomatonType)) {
+        /* (5, i, Automaton, iter_fn): the DFA, or pyahocorasick for text UTF-8 cannot hold */
+        int rc = scan_dfa(found, (Automaton *)PyTuple_GET_ITEM(step, 2), value);
+        return rc == 1 ? scan_automaton(found, PyTuple_GET_ITEM(step, 3), value) : rc;
     }
     if (!PyErr_Occurred()) {
         PyErr_SetString(PyExc_ValueError, "a text step must hold a scan step (kind 0 or 1)");
@@ -273,7 +483,7 @@ collect(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(step, 0));
         int rc;
-        if (kind >= 0 && kind <= 2) {
+        if ((kind >= 0 && kind <= 2) || kind == 5) {
             rc = field_step(found, step, kind, lowered);
         }
         else if (kind == 3) {
@@ -313,8 +523,18 @@ PyMODINIT_FUNC
 PyInit__candidates(void)
 {
     str_number_keys = PyUnicode_InternFromString("number_keys");
-    if (str_number_keys == NULL) {
+    if (str_number_keys == NULL || PyType_Ready(&AutomatonType) < 0) {
         return NULL;
     }
-    return PyModule_Create(&module_def);
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&AutomatonType);
+    if (PyModule_AddObject(module, "Automaton", (PyObject *)&AutomatonType) < 0) {
+        Py_DECREF(&AutomatonType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -8,3 +8,10 @@ def collect(
     ctx: Any,
     /,
 ) -> set[int]: ...
+
+class Automaton:
+    """The literals of one index field as a dense DFA over UTF-8 byte classes."""
+
+    def __init__(
+        self, words: tuple[str, ...], positions: tuple[tuple[int, ...], ...], /
+    ) -> None: ...

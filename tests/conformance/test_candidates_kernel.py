@@ -51,7 +51,7 @@ def kernel_candidates(bucket: Any, fields: dict[str, Any]) -> set[int] | None:
         values = lower_fields(fields, lowered, names)
     except NotFlat:
         return None  # list values: the generated code takes the reference path
-    plan = probe_plan(bucket.automata, bucket.equals, bucket.numbers, names)
+    plan = probe_plan(bucket.automata, bucket.equals, bucket.numbers, names, _candidates)
     return collect(plan, bucket.always, values, fields, EventContext(fields))
 
 
@@ -136,15 +136,77 @@ def test_malformed_plans_raise(plan: Any, s: Any, error: type[Exception]) -> Non
 
 
 def test_no_reference_leaks() -> None:
-    a = automaton(
-        {"abc": (1, 2), "bcd": (3,), "c": (4,), "d": (5,), "e": (6,), "f": (7,), "g": (8,)}
-    )
+    words = {"abc": (1, 2), "bcd": (3,), "c": (4,), "d": (5,), "e": (6,), "f": (7,), "g": (8,)}
+    a = automaton(words)
     table = {"abc": (9,)}
-    plan = ((0, 0, a.iter), (2, 0, table), (3, "string_text", ("b",), (0, -1, a.iter)))
+    dfa = _candidates.Automaton(tuple(words), tuple(words.values()))
+    plan = (
+        (0, 0, a.iter),
+        (2, 0, table),
+        (3, "string_text", ("b",), (0, -1, a.iter)),
+        (5, 0, dfa, a.iter),
+        (3, "text", None, (5, -1, dfa, a.iter)),
+    )
     s = ("xabcdx",)
     ctx = Ctx("abcd", ["1"])
-    before = [sys.getrefcount(o) for o in (a, table, s, ctx, plan)]
+    before = [sys.getrefcount(o) for o in (a, table, s, ctx, plan, dfa, *words.values())]
     for _ in range(20_000):
         collect(plan, (0,), s, {"n": 1.5}, ctx)
         collect(((4, "n", {"1": (1,)}),), None, s, {"n": 1.5}, ctx)
-    assert [sys.getrefcount(o) for o in (a, table, s, ctx, plan)] == before
+    assert [sys.getrefcount(o) for o in (a, table, s, ctx, plan, dfa, *words.values())] == before
+
+
+def dfa_hits(words: dict[str, tuple[int, ...]], text: str) -> set[int]:
+    a = automaton(words)
+    dfa = _candidates.Automaton(tuple(words), tuple(words.values()))
+    return collect(((5, 0, dfa, a.iter),), (), (text,), {}, Ctx("", []))
+
+
+def reference_hits(words: dict[str, tuple[int, ...]], text: str) -> set[int]:
+    return {p for _, positions in automaton(words).iter(text) for p in positions}
+
+
+@pytest.mark.parametrize(
+    ("words", "text"),
+    [
+        ({"he": (1,), "she": (2,), "his": (3,), "hers": (4,)}, "ushers"),  # suffix outputs
+        ({"aaa": (1,), "aa": (2,), "a": (3,)}, "aa"),
+        ({"abcd": (1,), "bc": (2,)}, "xabcx"),
+        ({"é": (1,), "ü.exe": (2,), "中文": (3,), "🙂": (4,)}, "über ü.exe 中文文 🙂"),
+        ({"\\cmd.exe": (1,), "cmd": (2,)}, "c:\\windows\\system32\\cmd.exe /c"),
+        ({"x": (1,)}, ""),
+        ({"\x00z": (1,)}, "a\x00z"),
+    ],
+)
+def test_dfa_finds_what_pyahocorasick_finds(words: dict[str, tuple[int, ...]], text: str) -> None:
+    assert dfa_hits(words, text) == reference_hits(words, text)
+
+
+def test_dfa_falls_back_for_text_utf8_cannot_hold() -> None:
+    words = {"ab": (1,), "\udc80": (2,)}  # lone surrogates: pyahocorasick scans those
+    a = automaton({"ab": (1,)})
+    dfa = _candidates.Automaton(("ab",), ((1,),))
+    assert collect(((5, 0, dfa, a.iter),), (), ("xab\udc80",), {}, Ctx("", [])) == {1}
+    with pytest.raises(UnicodeEncodeError):
+        _candidates.Automaton(tuple(words), tuple(words.values()))
+
+
+def test_dfa_equals_pyahocorasick_on_random_literals() -> None:
+    rnd = random.Random(11)
+    alphabet = "ab\\.:-éx中"
+    for _ in range(300):
+        words = {
+            "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 5))): (i,)
+            for i in range(rnd.randint(1, 40))
+        }
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 80)))
+        assert dfa_hits(words, text) == reference_hits(words, text), (words, text)
+
+
+def test_dfa_refuses_bad_input() -> None:
+    with pytest.raises(ValueError):
+        _candidates.Automaton(("",), ((1,),))
+    with pytest.raises(ValueError):
+        _candidates.Automaton(("a", "b"), ((1,),))
+    with pytest.raises(TypeError):
+        _candidates.Automaton(("a",), ([1],))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import ahocorasick
@@ -348,8 +349,8 @@ def bucket_function(
         names = tuple(dict.fromkeys(prelower))
         lowered = src.bind(native.lower_fields, "lower")
         emit(2, f"S = {lowered}(F, L, {src.bind(names, 'names')})")
-        plan = src.bind(probe_plan(automata, equals, numbers, names), "plan")
-        kernel = src.bind(collect, "collect")
+        plan = src.bind(probe_plan(automata, equals, numbers, names, collect), "plan")
+        kernel = src.bind(collect.collect, "collect")
         emit(2, f"found = {kernel}({plan}, {src.bind(always, 'always')}, S, F, C)")
         _emit_candidate_loop(src, functions, nodes, slow_candidates)
         return src.define("\n".join(src.lines) + "\n", "run", f"<sigma {label}>")  # type: ignore[no-any-return]
@@ -416,22 +417,24 @@ def _emit_candidate_loop(
     emit(1, "return out")
 
 
-def _collect_kernel() -> Callable[..., set[int]] | None:
-    """``vigil._candidates.collect`` when the C kernels are in use and it was built."""
+def _collect_kernel() -> ModuleType | None:
+    """``vigil._candidates`` when the C kernels are in use and it was built."""
     if speedups.NATIVE is None:
         return None
     try:
         from vigil import _candidates
     except ImportError:  # optional build skipped
         return None
-    return _candidates.collect  # type: ignore[no-any-return]
+    return _candidates
 
 
-def _scan_step(index: int, automaton: Any) -> tuple[Any, ...]:
-    """The plan step of :meth:`BucketSource.scan`: the automaton, or a few ``in`` tests."""
+def _scan_step(index: int, automaton: Any, kernel: ModuleType) -> tuple[Any, ...]:
+    """The plan step of :meth:`BucketSource.scan`: the automaton (as the kernel's DFA, with
+    pyahocorasick for text UTF-8 cannot hold), or a few ``in`` tests."""
     words = list(automaton.keys())
     if len(words) > SMALL_AUTOMATON:
-        return (0, index, automaton.iter)
+        dfa = kernel.Automaton(tuple(words), tuple(automaton.get(w) for w in words))
+        return (5, index, dfa, automaton.iter)
     return (1, index, tuple(words), tuple(automaton.get(w) for w in words))
 
 
@@ -440,6 +443,7 @@ def probe_plan(
     equals: tuple[tuple[str, Table], ...],
     numbers: tuple[tuple[str, Table], ...],
     names: tuple[str, ...],
+    kernel: ModuleType,
 ) -> tuple[tuple[Any, ...], ...]:
     """The steps ``vigil._candidates.collect`` runs for a bucket: the same probes, in the same
     order and with the same shortcuts, as the Python code :func:`bucket_function` emits.
@@ -448,14 +452,14 @@ def probe_plan(
     steps: list[tuple[Any, ...]] = []
     for name, automaton in automata:
         if name:
-            steps.append(_scan_step(where[name], automaton))
+            steps.append(_scan_step(where[name], automaton, kernel))
             continue
         words = list(automaton.keys())
         no_int = all(set(w) - _INTEGER_CHARS for w in words)
         found_any = anchors(words)
         guard = tuple(found_any) if found_any and len(words) > SMALL_AUTOMATON else None
         method = "string_text" if no_int else "text"
-        steps.append((3, method, guard, _scan_step(-1, automaton)))
+        steps.append((3, method, guard, _scan_step(-1, automaton, kernel)))
     steps.extend((2, where[name], table) for name, table in equals)
     steps.extend((4, name, table) for name, table in numbers)
     return tuple(steps)
