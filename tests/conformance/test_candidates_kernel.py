@@ -210,3 +210,14 @@ def test_dfa_refuses_bad_input() -> None:
         _candidates.Automaton(("a", "b"), ((1,),))
     with pytest.raises(TypeError):
         _candidates.Automaton(("a",), ([1],))
+
+
+def test_dfa_with_more_states_than_16_bits_hold() -> None:
+    rnd = random.Random(5)
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    words = {"".join(rnd.choice(letters) for _ in range(12)): (i,) for i in range(8_000)}
+    assert len({w[:i] for w in words for i in range(1, 13)}) > 70_000  # 32-bit table
+    picked = rnd.sample(sorted(words), 50)
+    text = "-".join(picked) + "".join(rnd.choice(letters) for _ in range(3_000))
+    assert len(dfa_hits(words, text)) >= 50
+    assert dfa_hits(words, text) == reference_hits(words, text)
