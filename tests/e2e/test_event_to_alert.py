@@ -138,6 +138,12 @@ def test_event_in_alert_out_webhook_and_email_delivered(
         assert encoded[0]["status"] == "new"
         assert encoded[0]["entity_fields"]["host"] == "ws042.corp.example"
 
+        # Every accepted event detected (the queue consumer's offset moves in the transaction
+        # that writes the alerts): only now is the set of high alerts final.
+        wait_for(
+            lambda: http.get("/health/deep").json()["checks"]["queue"]["depth"] == 0,
+            "the whole batch detected",
+        )
         # The webhook: one delivery per threat_detected event of severity >= high, signed.
         high_alerts = [a for a in alerts(http) if a["severity"] in ("high", "critical")]
         wait_for(lambda: len(receiver.requests) >= len(high_alerts), "webhook deliveries")
