@@ -135,6 +135,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pg", default=None, help="PostgreSQL URL (also measure PostgreSQL)")
+    parser.add_argument(
+        "--scenarios", default="new,fold,replay", help="comma-separated: new, fold, replay"
+    )
     args = parser.parse_args()
     backends = ["sqlite"] + (["postgresql"] if args.pg else [])
     print(f"record_detections, batch of {args.batch}, median of {args.rounds} rounds (+1 warm-up)")
@@ -142,7 +145,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
-            for name in ("new", "fold", "replay"):
+            for name in args.scenarios.split(","):
                 timings, cpu = _scenario(backend, args.pg, Path(tmp), name, args.batch, args.rounds)
                 median = statistics.median(timings)
                 cpu_median = statistics.median(cpu)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from vigil.events.envelope import EventType, SecurityEvent, Severity, vigil_event
-from vigil.incidents.models import Incident
+from vigil.incidents.models import IncidentLike
 
 
-def incident_details(incident: Incident) -> dict[str, Any]:
+def incident_details(incident: IncidentLike) -> dict[str, Any]:
     return {
         "incident_id": incident.id,
         "title": incident.title,
@@ -37,7 +37,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def incident_opened(incident: Incident, *, alert_ids: list[str], actor: str) -> SecurityEvent:
+def incident_opened(incident: IncidentLike, *, alert_ids: list[str], actor: str) -> SecurityEvent:
     return vigil_event(
         tenant_id=incident.tenant_id,
         event_type=EventType.INCIDENT_OPENED,
@@ -47,7 +47,9 @@ def incident_opened(incident: Incident, *, alert_ids: list[str], actor: str) -> 
     )
 
 
-def incident_updated(incident: Incident, *, actor: str, change: dict[str, Any]) -> SecurityEvent:
+def incident_updated(
+    incident: IncidentLike, *, actor: str, change: dict[str, Any]
+) -> SecurityEvent:
     return vigil_event(
         tenant_id=incident.tenant_id,
         event_type=EventType.INCIDENT_UPDATED,

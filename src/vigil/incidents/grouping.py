@@ -37,12 +37,12 @@ from vigil.alerts.aftercommit import after_commit
 from vigil.alerts.entity import HOST_FIELDS, USER_FIELDS
 from vigil.alerts.events import AlertSummary
 from vigil.alerts.models import TITLE_MAX
-from vigil.alerts.types import insert_rows, lock_keys, table_of
+from vigil.alerts.types import insert_rows, lock_keys
 from vigil.bus.outbox import emit_many
 from vigil.events.envelope import SecurityEvent, Severity
 from vigil.incidents import events
 from vigil.incidents.config import IncidentsSettings, SlaSettings
-from vigil.incidents.models import KEY_MAX, Incident, IncidentAlert
+from vigil.incidents.models import KEY_MAX, Incident, IncidentAlert, IncidentDraft, IncidentLike
 from vigil.incidents.sla import SYSTEM_ACTOR, due_times, retarget
 from vigil.incidents.states import ACTIVE_STATUSES, IncidentStatus
 from vigil.incidents.timeline import TimelineItem, TimelineKind, record
@@ -71,12 +71,12 @@ def entity_key(alert: AlertSummary) -> str:
 
 @dataclass(slots=True)
 class _Touched:
-    incident: Incident
+    incident: IncidentLike
     opened: bool = False
     added: list[str] = field(default_factory=list)
 
 
-def new_incident(
+def draft_incident(
     *,
     tenant_id: str,
     title: str,
@@ -90,9 +90,11 @@ def new_incident(
     sla: SlaSettings,
     description: str | None = None,
     owner: str | None = None,
-) -> Incident:
+) -> IncidentDraft:
+    """A new incident's row, outside the ORM (``Incident(**draft.row())`` makes it a mapped
+    row)."""
     ack_due, resolve_due = due_times(now, severity, sla)
-    return Incident(
+    return IncidentDraft(
         id=str(uuid.uuid4()),
         tenant_id=tenant_id,
         title=title[:TITLE_MAX],
@@ -122,7 +124,7 @@ def new_incident(
     )
 
 
-def opened_item(incident: Incident, *, actor: str) -> TimelineItem:
+def opened_item(incident: IncidentLike, *, actor: str) -> TimelineItem:
     return TimelineItem(
         incident_id=incident.id,
         tenant_id=incident.tenant_id,
@@ -135,7 +137,7 @@ def opened_item(incident: Incident, *, actor: str) -> TimelineItem:
 
 
 def link_alerts(
-    incident: Incident,
+    incident: IncidentLike,
     alerts: Sequence[AlertSummary],
     *,
     actor: str,
@@ -194,14 +196,14 @@ def attach_alerts(
     return items
 
 
-def set_severity(incident: Incident, severity: Severity, sla: SlaSettings) -> None:
+def set_severity(incident: IncidentLike, severity: Severity, sla: SlaSettings) -> None:
     incident.severity = severity.value
     incident.severity_rank = severity.rank
     retarget(incident, sla)
 
 
 def severity_item(
-    incident: Incident, severity: Severity, *, actor: str, now: datetime
+    incident: IncidentLike, severity: Severity, *, actor: str, now: datetime
 ) -> TimelineItem:
     return TimelineItem(
         incident_id=incident.id,
@@ -269,18 +271,19 @@ def group_alerts(
     touched: Mapping[str, datetime],
     now: datetime,
     settings: IncidentsSettings,
-) -> list[Incident]:
-    """Apply the grouping policy to the alerts a batch raised; returns the incidents opened."""
+) -> list[IncidentDraft]:
+    """Apply the grouping policy to the alerts a batch raised; returns the incidents opened
+    (written, but not rows of the session: load them to change them)."""
     if touched:
         _touch_incidents(session, touched)
     if not new:
         return []
     window = timedelta(seconds=settings.grouping_window_s)
     earliest = min(a.last_seen for a in new) - window
-    by_correlation: dict[tuple[str, str], Incident] = {}
-    by_key: dict[tuple[str, str], Incident] = {}
+    by_correlation: dict[tuple[str, str], IncidentLike] = {}
+    by_key: dict[tuple[str, str], IncidentLike] = {}
 
-    def remember(incident: Incident) -> None:
+    def remember(incident: IncidentLike) -> None:
         for index, value in (
             (by_correlation, incident.correlation_id),
             (by_key, incident.entity_key),
@@ -306,7 +309,7 @@ def group_alerts(
     threshold = settings.open_min_severity.rank
     for alert in sorted(new, key=lambda a: a.last_seen):
         key = entity_key(alert)
-        incident: Incident | None = None
+        incident: IncidentLike | None = None
         if alert.correlation_id:
             incident = by_correlation.get((alert.tenant_id, alert.correlation_id))
         if incident is None or incident.last_alert_at < alert.last_seen - window:
@@ -316,7 +319,7 @@ def group_alerts(
         if incident is None:
             if alert.severity.rank < threshold:
                 continue
-            incident = new_incident(
+            incident = draft_incident(
                 tenant_id=alert.tenant_id,
                 title=f"{alert.title} on {alert.entity}" if alert.entity else alert.title,
                 severity=alert.severity,
@@ -352,12 +355,10 @@ def group_alerts(
         )
         links += more_links
         items += more_items
-    opened = [t.incident for t in touched_incidents.values() if t.opened]
-    session.flush()
-    incidents = table_of(Incident)
-    insert_rows(
-        session, Incident, [{c.key: getattr(i, c.key) for c in incidents.columns} for i in opened]
-    )
+    opened = [
+        t.incident for t in touched_incidents.values() if isinstance(t.incident, IncidentDraft)
+    ]
+    insert_rows(session, Incident, [i.row() for i in opened])
     insert_rows(session, IncidentAlert, links)
     record(session, items)
     _announce(session, list(touched_incidents.values()))

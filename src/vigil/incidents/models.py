@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import (
     JSON,
@@ -73,6 +74,49 @@ class Incident(TenantScoped, Base):
     root_cause: Mapped[str | None] = mapped_column(Text, nullable=True)
     lessons_learned: Mapped[str | None] = mapped_column(Text, nullable=True)
     follow_ups: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+
+
+@dataclass(slots=True)
+class IncidentDraft:
+    """A new incident as automatic grouping builds it: the ``incidents`` columns in a plain
+    object, written with one bulk insert. Building hundreds of mapped :class:`Incident` objects
+    per detection batch (attribute instrumentation, identity bookkeeping) cost more than
+    deciding the grouping itself."""
+
+    id: str
+    tenant_id: str
+    title: str
+    description: str | None
+    severity: str
+    severity_rank: int
+    status: str
+    owner: str | None
+    entity: str
+    entity_key: str | None
+    correlation_id: str | None
+    alert_count: int
+    opened_by: str
+    opened_at: datetime
+    updated_at: datetime
+    last_alert_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    ack_due_at: datetime
+    resolve_due_at: datetime
+    ack_breached: bool
+    resolve_breached: bool
+    root_cause: str | None
+    lessons_learned: str | None
+    follow_ups: list[dict[str, Any]]
+
+    def row(self) -> dict[str, Any]:
+        """The insert row (every column of ``incidents``)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+#: What the grouping, SLA and event helpers accept: a mapped row or a draft.
+IncidentLike: TypeAlias = Incident | IncidentDraft
 
 
 class IncidentAlert(TenantScoped, Base):

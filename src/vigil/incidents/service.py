@@ -27,8 +27,8 @@ from vigil.incidents import events
 from vigil.incidents.config import SlaSettings
 from vigil.incidents.grouping import (
     attach_alerts,
+    draft_incident,
     entity_key,
-    new_incident,
     opened_item,
     set_severity,
     severity_item,
@@ -204,7 +204,7 @@ def create_incident(
         )
     alerts = _take_free(session, alerts, into=None, move=data.move, actor=actor, now=now, sla=sla)
     lead = max(alerts, key=lambda a: a.severity.rank) if alerts else None
-    incident = new_incident(
+    draft = draft_incident(
         tenant_id=tenant_id,
         title=data.title,
         description=data.description,
@@ -218,6 +218,7 @@ def create_incident(
         last_alert_at=max((a.last_seen for a in alerts), default=now),
         sla=sla,
     )
+    incident = Incident(**draft.row())
     session.add(incident)
     session.flush()
     items = [opened_item(incident, actor=actor)]

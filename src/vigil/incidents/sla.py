@@ -21,7 +21,7 @@ from vigil.bus.outbox import emit
 from vigil.events.envelope import Severity
 from vigil.incidents.config import SlaSettings
 from vigil.incidents.events import incident_updated
-from vigil.incidents.models import Incident
+from vigil.incidents.models import Incident, IncidentLike
 from vigil.incidents.states import ACTIVE_STATUSES
 from vigil.incidents.timeline import TimelineItem, TimelineKind, record
 from vigil.obs.metrics import SLA_BREACHES
@@ -44,7 +44,7 @@ def due_times(
     )
 
 
-def retarget(incident: Incident, sla: SlaSettings) -> None:
+def retarget(incident: IncidentLike, sla: SlaSettings) -> None:
     """Recompute the due times after a severity change."""
     incident.ack_due_at, incident.resolve_due_at = due_times(
         incident.opened_at, Severity(incident.severity), sla

@@ -6,7 +6,9 @@ processing (stdlib JSON, datetime formatting) and each row through parameter boo
 profiling showed to be the largest part of writing those rows on SQLite. :func:`insert_rows`
 encodes a column at a time here instead (orjson for JSON, one ISO formatting for UTC times, the
 type's own bind processor for everything else) and runs one ``executemany`` on the driver.
-On PostgreSQL it is one Core ``executemany`` (psycopg pipelines it).
+On PostgreSQL a Core ``executemany`` (which psycopg pipelines) still costs a statement, its
+parameter bookkeeping and adaptation per row: there the rows go as one array per column into
+one ``INSERT ... SELECT FROM unnest(...)``, a single statement and round trip per call.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, Column, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -53,13 +55,9 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
-@lru_cache(maxsize=256)
-def _sqlite_plan(
-    table: Table, keys: tuple[str, ...], dialect: Dialect, conflict: tuple[str, ...]
-) -> tuple[str, list[Encoder | None]] | None:
-    """The driver-level INSERT of ``keys`` into ``table`` and each key's encoder (None: bound as
-    it is); None when the fast path would not insert what Core inserts (a missing column with a
-    Python-side default, an unknown key)."""
+def _insertable(table: Table, keys: tuple[str, ...]) -> list[Column[Any]] | None:
+    """The columns of ``keys``; None when a driver-level insert of them would not insert what
+    Core inserts (an unknown key, a missing column with a Python-side default)."""
     columns = []
     for key in keys:
         if key not in table.c:
@@ -68,6 +66,19 @@ def _sqlite_plan(
     for column in table.c:
         if column.key not in keys and column.default is not None:
             return None
+    return columns
+
+
+@lru_cache(maxsize=256)
+def _sqlite_plan(
+    table: Table, keys: tuple[str, ...], dialect: Dialect, conflict: tuple[str, ...]
+) -> tuple[str, list[Encoder | None]] | None:
+    """The driver-level INSERT of ``keys`` into ``table`` and each key's encoder (None: bound as
+    it is); None when the fast path would not insert what Core inserts (a missing column with a
+    Python-side default, an unknown key)."""
+    columns = _insertable(table, keys)
+    if columns is None:
+        return None
     encoders: list[Encoder | None] = []
     for column in columns:
         column_type = column.type
@@ -86,6 +97,50 @@ def _sqlite_plan(
         target = ", ".join(prep.format_column(table.c[key]) for key in conflict)
         sql += f" ON CONFLICT ({target}) DO NOTHING"
     return sql, encoders
+
+
+@lru_cache(maxsize=256)
+def _postgresql_plan(
+    table: Table, keys: tuple[str, ...], dialect: Dialect, conflict: tuple[str, ...]
+) -> tuple[str, list[Encoder | None]] | None:
+    """The ``INSERT ... SELECT FROM unnest(%s::type[], ...)`` of ``keys`` into ``table`` and
+    each key's encoder; None where Core would insert something else (as :func:`_sqlite_plan`)."""
+    columns = _insertable(table, keys)
+    if columns is None:
+        return None
+    encoders: list[Encoder | None] = []
+    arrays: list[str] = []
+    for column in columns:
+        column_type = column.type
+        if isinstance(column_type, JSON) and not isinstance(column_type, TypeDecorator):
+            # JSON text in a text[], cast element-wise: the driver cannot adapt a list of
+            # JSON values as a json[] by itself.
+            encoders.append(json_text)
+        else:
+            impl = column_type.dialect_impl(dialect)
+            if isinstance(impl, JSON):
+                return None
+            encoders.append(impl.bind_processor(dialect))
+        arrays.append(f"CAST(%b AS {column_type.compile(dialect=dialect)}[])")
+    prep = dialect.identifier_preparer
+    names = ", ".join(prep.format_column(c) for c in columns)
+    sql = (
+        f"INSERT INTO {prep.format_table(table)} ({names}) "
+        f"SELECT * FROM unnest({', '.join(arrays)})"
+    )
+    if conflict:
+        target = ", ".join(prep.format_column(table.c[key]) for key in conflict)
+        sql += f" ON CONFLICT ({target}) DO NOTHING"
+    return sql, encoders
+
+
+def _columns(rows: Sequence[dict[str, Any]], encoders: list[Encoder | None]) -> list[list[Any]]:
+    """The values of ``rows`` a column at a time, each through its key's encoder."""
+    values = []
+    for key, encode in zip(rows[0], encoders, strict=True):
+        column = [row[key] for row in rows]
+        values.append(column if encode is None else list(map(encode, column)))
+    return values
 
 
 def insert_rows(
@@ -109,10 +164,7 @@ def insert_rows(
         plan = _sqlite_plan(table, tuple(rows[0]), connection.dialect, on_conflict_do_nothing)
         if plan is not None:
             sql, encoders = plan
-            values = []
-            for key, encode in zip(rows[0], encoders, strict=True):
-                column = [row[key] for row in rows]
-                values.append(column if encode is None else list(map(encode, column)))
+            values = _columns(rows, encoders)
             raw = connection.connection.dbapi_connection
             assert raw is not None
             cursor = raw.cursor()
@@ -120,6 +172,12 @@ def insert_rows(
                 cursor.executemany(sql, list(zip(*values, strict=True)))
             finally:
                 cursor.close()
+            return
+    if connection.dialect.name == "postgresql" and len(rows) > 1:
+        plan = _postgresql_plan(table, tuple(rows[0]), connection.dialect, on_conflict_do_nothing)
+        if plan is not None:
+            sql, encoders = plan
+            connection.exec_driver_sql(sql, tuple(_columns(rows, encoders)))
             return
     stmt: Any = insert(table)
     if on_conflict_do_nothing:
