@@ -114,6 +114,7 @@ typedef struct {
     int32_t *out_link;     /* nearest proper suffix state with an output, or -1 */
     PyObject **out;        /* positions tuple of the literal ending at a state, or NULL */
     uint8_t *has_out;      /* out[s] != NULL or out_link[s] != -1 */
+    PyObject *words;       /* the literals (tuple), for search() on text UTF-8 cannot hold */
 } Automaton;
 
 static void
@@ -129,6 +130,7 @@ automaton_dealloc(Automaton *self)
     PyMem_Free(self->out_link);
     PyMem_Free(self->out);
     PyMem_Free(self->has_out);
+    Py_XDECREF(self->words);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -177,6 +179,8 @@ automaton_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL) {
         return NULL;
     }
+    Py_INCREF(words);
+    self->words = words;
     /* At most 244 classes: UTF-8 never holds the bytes 0xC0, 0xC1 and 0xF5-0xFF. */
     int32_t nclasses = 1;
     for (int b = 0; b < 256; b++) {
@@ -294,6 +298,65 @@ automaton_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* Automaton.search(text) -> bool: does any literal occur in ``text`` (a str)? One pass over
+ * its UTF-8 bytes, stopping at the first hit: what the generated rule matchers use instead of
+ * a long chain of ``literal in text`` tests. Text UTF-8 cannot hold (lone surrogates) is
+ * searched literal by literal. */
+static PyObject *
+automaton_search(Automaton *self, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "search() needs a str");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &n);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        Py_ssize_t nwords = PyTuple_GET_SIZE(self->words);
+        for (Py_ssize_t j = 0; j < nwords; j++) {
+            int has = PyUnicode_Contains(value, PyTuple_GET_ITEM(self->words, j));
+            if (has != 0) {
+                return has < 0 ? NULL : Py_NewRef(Py_True);
+            }
+        }
+        Py_RETURN_FALSE;
+    }
+    if (self->has_out[0]) { /* an empty literal: in every text */
+        Py_RETURN_TRUE;
+    }
+    const uint8_t *cls = self->cls;
+    const size_t nclasses = (size_t)self->nclasses;
+    int32_t state = 0;
+    if (self->next16 != NULL) {
+        const uint16_t *next16 = self->next16;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            state = next16[(size_t)state * nclasses + cls[(uint8_t)text[i]]];
+            if (self->has_out[state]) {
+                Py_RETURN_TRUE;
+            }
+        }
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            state = self->next[(size_t)state * nclasses + cls[(uint8_t)text[i]]];
+            if (self->has_out[state]) {
+                Py_RETURN_TRUE;
+            }
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef automaton_methods[] = {
+    {"search", (PyCFunction)automaton_search, METH_O,
+     "search(text) -> bool: does any of the literals occur in text?"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyTypeObject AutomatonType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "vigil._candidates.Automaton",
@@ -302,6 +365,7 @@ static PyTypeObject AutomatonType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Automaton(words, positions): the literals of one index field as a dense DFA.",
     .tp_new = automaton_new,
+    .tp_methods = automaton_methods,
 };
 
 /* Add the positions of every literal of ``a`` occurring in ``value`` (an exact str). Returns

@@ -15,3 +15,5 @@ class Automaton:
     def __init__(
         self, words: tuple[str, ...], positions: tuple[tuple[int, ...], ...], /
     ) -> None: ...
+    def search(self, text: str, /) -> bool:
+        """Does any of the literals occur in ``text``? (stops at the first hit)"""

@@ -221,3 +221,35 @@ def test_dfa_with_more_states_than_16_bits_hold() -> None:
     text = "-".join(picked) + "".join(rnd.choice(letters) for _ in range(3_000))
     assert len(dfa_hits(words, text)) >= 50
     assert dfa_hits(words, text) == reference_hits(words, text)
+
+
+def test_search_says_whether_any_literal_occurs() -> None:
+    """``Automaton.search``: what the generated rule matchers use for a ``contains`` list."""
+    rnd = random.Random(17)
+    alphabet = "ab\\.:-éx中"
+    for _ in range(300):
+        words = tuple(
+            {"".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 5))) for _ in range(40)}
+        )[: rnd.randint(1, 40)]
+        dfa = _candidates.Automaton(words, tuple(() for _ in words))
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 80)))
+        assert dfa.search(text) is any(w in text for w in words), (words, text)
+    dfa = _candidates.Automaton(("he", "she", "中文", "\\cmd.exe"), ((), (), (), ()))
+    for text, expected in (
+        ("ushers", True),
+        ("x中文x", True),
+        ("c:\\windows\\cmd.exe", True),
+        ("h", False),
+        ("", False),
+        ("中", False),
+        ("c:\\windows\\cmd.ex", False),
+    ):
+        assert dfa.search(text) is expected, text
+
+
+def test_search_on_text_utf8_cannot_hold() -> None:
+    dfa = _candidates.Automaton(("ab", "cd"), ((), ()))
+    assert dfa.search("x\udc80cd") is True  # lone surrogate: literal by literal
+    assert dfa.search("x\udc80c") is False
+    with pytest.raises(TypeError):
+        dfa.search(b"ab")  # type: ignore[arg-type]

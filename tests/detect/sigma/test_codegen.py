@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.detect.sigma.conftest import RuleFactory, load_detections
 from tests.detect.sigma.test_engine import CHARS, pattern_st, realise, regex_text, sigma_text
 from vigil.detect.sigma import codegen
-from vigil.detect.sigma.codegen import CONTAINS_CHAIN_MAX, anchors, rule_function
+from vigil.detect.sigma.codegen import CONTAINS_CHAIN_MAX, DFA_CHAIN_MIN, anchors, rule_function
 from vigil.detect.sigma.compiler import Not
 from vigil.detect.sigma.context import EventContext, LoweredFields, NotFlat
 from vigil.detect.sigma.engine import SigmaEngine
@@ -264,3 +264,88 @@ def test_string_text_keeps_every_non_integer_literal(fields: dict[str, Any], lit
     literal = literal.lower()
     if set(literal) - set("-0123456789") and literal in ctx.text():
         assert literal in ctx.string_text()
+
+
+def test_contains_lists_use_the_c_search(rules: RuleFactory) -> None:
+    words = ["alpha", ".bat", "\\temp\\", "中文", "ü.exe"]
+    assert len(words) >= DFA_CHAIN_MIN
+    rule = rules.compile(
+        "sel:\n  Image|contains:\n" + "".join(f"    - '{w}'\n" for w in words) + "condition: sel"
+    )
+    for word in words:
+        assert rules.check(rule, {"Image": f"AA{word.upper()}BB"}) is True
+    for benign in ("alph", "bat", "\\temp", "中", "", "u.exe", "x\udc80y"):
+        assert rules.check(rule, {"Image": benign}) is False
+    assert rules.check(rule, {"Image": "x\udc80.BAT"}) is True
+
+
+MERGED = (
+    "a:\n  CommandLine|contains: ['.bat', '.cmd', '.ps1', '.vbs']\n"
+    "b:\n  CommandLine|contains: [':\\temp\\', '\\appdata\\']\n"
+    "c:\n  CommandLine|startswith: 'run '\n  Image|endswith: '\\x.exe'\n"
+    "d:\n  CommandLine: ['exact', 'go*go']\n"
+    "e:\n  CommandLine|endswith: '.hta'\n"
+    "n:\n  CommandLine|contains: 'benign'\n"
+    "condition: (a or b or c or d or e or not n) and i"
+)
+
+
+@pytest.mark.parametrize(
+    ("command_line", "image", "expected"),
+    [
+        ("RUN.BAT", "x", True),  # a
+        ("c:\\TEMP\\y", "c:\\x", True),  # b
+        ("run me", "c:\\x.exe", True),  # c
+        ("Exact", "x", True),  # d, equality
+        ("goXXgo", "x", True),  # d, wildcard
+        ("a.HTA", "x", True),  # e
+        ("nothing here", "x", True),  # not n
+        ("benign", "x", False),
+        ("benign .bat", "y", False),  # the and's other term
+        (None, "x", True),  # absent: only "not n" holds
+        ("run benign", "c:\\y.exe", False),
+    ],
+)
+def test_items_on_one_field_under_an_or_are_tested_as_one(
+    rules: RuleFactory, command_line: str | None, image: str, expected: bool
+) -> None:
+    detection = MERGED.replace("condition:", "i:\n  Image|contains: x\ncondition:")
+    node = rules.compile(detection).variants[0].matcher
+    source = codegen.RuleSource()
+    body = source.expr(node)
+    # a, b, d and e merged; c (an and) and not n stay apart
+    assert body.count("L['CommandLine']") == 3
+    assert any(name.startswith("_dfa") for name in source.env) is (
+        codegen._collect_kernel() is not None
+    )
+    fields: dict[str, Any] = {"Image": image}
+    if command_line is not None:
+        fields["CommandLine"] = command_line
+    assert rules.check(rules.compile(detection), fields) is expected
+    lowered = LoweredFields()
+    lowered.fields = fields
+    assert rule_function(node)(lowered, fields, EventContext(fields)) is expected
+
+
+def test_and_runs_the_cheapest_term_first(rules: RuleFactory) -> None:
+    node = (
+        rules.compile(
+            "a:\n  CommandLine|re: 'x.*y'\n"
+            "b:\n  CommandLine|contains: ['p', 'q', 'r']\n"
+            "c:\n  Image|endswith: '\\cmd.exe'\n"
+            "condition: a and b and c"
+        )
+        .variants[0]
+        .matcher
+    )
+    body = codegen.RuleSource().expr(node)
+    assert body.index("Image") < body.index("'p' in s") < body.index("_re")
+    for image, cmd, expected in (
+        ("c:\\cmd.exe", "xpy", True),
+        ("c:\\cmd.exe", "ypx", False),
+        ("c:\\a.exe", "xpy", False),
+    ):
+        fields = {"Image": image, "CommandLine": cmd}
+        lowered = LoweredFields()
+        lowered.fields = fields
+        assert rule_function(node)(lowered, fields, EventContext(fields)) is expected

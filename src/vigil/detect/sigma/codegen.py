@@ -48,6 +48,10 @@ MatchFn = Callable[[LoweredFields, dict[str, Any], EventContext], bool]
 #: Above this many ``contains`` literals one Aho-Corasick scan beats a chain of ``in`` tests
 #: (measured on 170-character command lines; a regex alternation is slower than both).
 CONTAINS_CHAIN_MAX = 30
+#: From this many ``contains`` literals one ``vigil._candidates.Automaton.search`` (one pass
+#: over the UTF-8 bytes, stopping at the first hit) beats a chain of ``in`` tests: on a
+#: 196-character command line a chain costs ~800 instructions a literal, a search ~3,300.
+DFA_CHAIN_MIN = 4
 
 
 class Source:
@@ -83,7 +87,17 @@ class RuleSource(Source):
             return self.expr(node.body)
         if isinstance(node, And | Or):
             op = " and " if isinstance(node, And) else " or "
-            return "(" + op.join(self.expr(child) for child in _flat(node)) + ")"
+            children: list[Node] = list(_flat(node))
+            if isinstance(node, Or):
+                children = _merge_string_fields(children)
+            # Cheapest test first: the terms are pure, so their order changes the cost only
+            # (a term that raises NotFlat sends the event to the tree, whatever ran before).
+            children.sort(key=cost)
+            return "(" + op.join(self.expr(child) for child in children) + ")"
+        if isinstance(node, AnyString):
+            key = repr(node.name)
+            tests = _join(" or ", [self.string_test(ss, "s") for ss in node.sets])
+            return f"((s := L[{key}]) is not None and {tests})"
         if isinstance(node, Not):
             return f"(not {self.expr(node.item)})"
         if isinstance(node, StringField):
@@ -152,7 +166,12 @@ class RuleSource(Source):
             if affixes:
                 arg = repr(affixes[0]) if len(affixes) == 1 else repr(affixes)
                 parts.append(f"{var}.{method}({arg})")
-        if len(ss.contains) > CONTAINS_CHAIN_MAX:
+        kernel = _collect_kernel()
+        if kernel is not None and len(ss.contains) >= DFA_CHAIN_MIN:
+            words = tuple(ss.contains)
+            dfa = kernel.Automaton(words, tuple(() for _ in words))
+            parts.append(f"{self.bind(dfa.search, 'dfa')}({var})")
+        elif len(ss.contains) > CONTAINS_CHAIN_MAX:
             automaton = ahocorasick.Automaton()
             for literal in ss.contains:
                 automaton.add_word(literal, literal)
@@ -163,6 +182,108 @@ class RuleSource(Source):
         if ss.regex is not None:
             parts.append(f"{self.bind(ss.regex.fullmatch, 're')}({var}) is not None")
         return _join(" or ", parts) if parts else "False"
+
+
+class AnyString(Node):
+    """Several ``Field: [strings]`` items on one field under one ``or`` (e.g. two selections
+    of ``CommandLine|contains``), tested as one: the field is read once and their ``contains``
+    literals are searched in one pass. Generated code only; the tree keeps the items."""
+
+    __slots__ = ("name", "sets")
+
+    def __init__(self, name: str, sets: list[StringSet]) -> None:
+        self.name = name
+        self.sets = sets
+
+
+def _merge_string_fields(children: list[Node]) -> list[Node]:
+    """``children`` of an ``or`` with the non-negated :class:`StringField` items of each field
+    combined into one :class:`AnyString` (``a or b`` on one value is one test of both)."""
+    by_name: dict[str, list[StringField]] = {}
+    for child in children:
+        if isinstance(child, StringField) and not child.negated:
+            by_name.setdefault(child.name, []).append(child)
+    out: list[Node] = []
+    for child in children:
+        if isinstance(child, StringField) and not child.negated:
+            group = by_name[child.name]
+            if len(group) == 1:
+                out.append(child)
+            elif group[0] is child:
+                out.append(AnyString(child.name, [_union(f.strings for f in group)]))
+        else:
+            out.append(child)
+    return out
+
+
+def _union(sets: Iterator[StringSet]) -> StringSet:
+    """One :class:`StringSet` matching what any of ``sets`` matches (same case handling)."""
+    merged = StringSet([], cased=False)
+    regexes: list[str] = []
+    for ss in sets:
+        merged.equals = merged.equals | ss.equals
+        merged.starts = merged.starts + tuple(ss.starts)
+        merged.ends = merged.ends + tuple(ss.ends)
+        merged.contains = merged.contains + tuple(ss.contains)
+        if ss.regex is not None:
+            regexes.append(f"(?:{ss.regex.pattern})")
+    if regexes:
+        merged.regex = re.compile("|".join(regexes), re.DOTALL)  # StringSet's own flags
+    merged.starts = tuple(dict.fromkeys(merged.starts))
+    merged.ends = tuple(dict.fromkeys(merged.ends))
+    merged.contains = tuple(dict.fromkeys(merged.contains))
+    return merged
+
+
+#: Rough costs of generated tests, in units of one C-level test on a short string (a dict
+#: lookup, ``==``, ``startswith`` with a tuple); a substring test scans the whole value.
+COST_LOOKUP = 1.0
+COST_CONTAINS = 2.0
+COST_REGEX = 8.0
+COST_CALL = 12.0  # a tree node or predicate called through Python (keyword searches, CIDR...)
+COST_TREE = 40.0
+
+
+def cost(node: Node) -> float:
+    """Estimated cost of the generated test of ``node`` when every term runs (for ordering
+    the terms of ``and``/``or``; only the order of the estimates matters)."""
+    while isinstance(node, Selection):
+        node = node.body
+    if isinstance(node, And | Or):
+        return sum(cost(child) for child in node.items)
+    if isinstance(node, Not):
+        return cost(node.item)
+    if isinstance(node, StringField):
+        return COST_LOOKUP + pred_cost(node.strings)
+    if isinstance(node, AnyString):
+        return COST_LOOKUP + sum(pred_cost(ss) for ss in node.sets)
+    if isinstance(node, FieldItem):
+        return len(node.names) * sum(COST_LOOKUP + pred_cost(p) for p in node.preds)
+    return COST_TREE
+
+
+def pred_cost(pred: Predicate) -> float:
+    """Estimated cost of :meth:`RuleSource.pred` on one field's scalar value."""
+    if isinstance(pred, StringSet):
+        if "" in pred.starts:
+            return 0.0
+        out = COST_LOOKUP * (bool(pred.equals) + bool(pred.starts) + bool(pred.ends))
+        if len(pred.contains) > CONTAINS_CHAIN_MAX:
+            out += COST_REGEX
+        else:
+            out += COST_CONTAINS * len(pred.contains)
+        if pred.regex is not None:
+            out += COST_REGEX
+        return out
+    if isinstance(pred, NumberEquals | Exists):
+        return COST_LOOKUP
+    if isinstance(pred, FieldRef):
+        return 2 * COST_LOOKUP + COST_CONTAINS
+    if isinstance(pred, Regex):
+        return COST_REGEX
+    if isinstance(pred, AnyOf):
+        return sum(pred_cost(p) for p in pred.preds)
+    return COST_CALL
 
 
 def _flat(node: And | Or) -> Iterator[Node]:
