@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from tests.alerts.helpers import T0, detection, record
 from tests.incidents.helpers import events, ledger_actions
+from vigil.alerts.service import record_detections
 from vigil.config import Settings
 from vigil.incidents.models import (
     Incident,
@@ -136,3 +137,18 @@ def test_draft_holds_every_incident_column() -> None:
     # with a default, silently differ from a mapped row): keep them the same.
     columns = {c.key for c in Incident.__table__.columns}
     assert {f.name for f in fields(IncidentDraft)} == columns
+
+
+def test_an_incident_the_session_holds_is_reloaded(db: Session) -> None:
+    # Grouping updates incidents with one bulk statement, around the ORM: an incident the
+    # caller's session loaded before must not keep its old counters.
+    record(db, [detection(rule_id="r1", host="WS03")], now=T0)
+    [held] = _incidents(db)
+    assert held.alert_count == 1
+    record_detections(
+        db, detections=[detection(rule_id="r2", host="WS03")], now=T0 + timedelta(minutes=1)
+    )
+    [again] = db.scalars(select(Incident)).all()
+    assert again is held
+    assert held.alert_count == 2 and held.updated_at == T0 + timedelta(minutes=1)
+    db.rollback()

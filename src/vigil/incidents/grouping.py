@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.alerts.aftercommit import after_commit
 from vigil.alerts.entity import HOST_FIELDS, USER_FIELDS
 from vigil.alerts.events import AlertSummary
 from vigil.alerts.models import TITLE_MAX
-from vigil.alerts.types import insert_rows, lock_keys
+from vigil.alerts.types import UtcDateTime, insert_rows, lock_keys, table_of
 from vigil.bus.outbox import emit_many
 from vigil.events.envelope import SecurityEvent, Severity
 from vigil.incidents import events
@@ -71,7 +71,7 @@ def entity_key(alert: AlertSummary) -> str:
 
 @dataclass(slots=True)
 class _Touched:
-    incident: IncidentLike
+    incident: IncidentDraft
     opened: bool = False
     added: list[str] = field(default_factory=list)
 
@@ -218,23 +218,69 @@ def severity_item(
 
 def _candidates(
     session: Session, alerts: Sequence[AlertSummary], *, earliest: datetime
-) -> list[Incident]:
+) -> list[IncidentDraft]:
+    """The active incidents the batch's alerts could join, as plain rows: one query, no
+    mapped objects (their changes go back in one bulk update, :func:`_update_existing`)."""
     tenants = sorted({a.tenant_id for a in alerts})
     keys = sorted({entity_key(a) for a in alerts})
     correlations = sorted({a.correlation_id for a in alerts if a.correlation_id})
-    match: ColumnElement[bool] = Incident.entity_key.in_(keys)
+    table = table_of(Incident)
+    match: ColumnElement[bool] = table.c.entity_key.in_(keys)
     if correlations:
-        match = or_(match, Incident.correlation_id.in_(correlations))
-    return list(
-        session.scalars(
-            select(Incident).where(
-                Incident.tenant_id.in_(tenants),
-                Incident.status.in_([s.value for s in ACTIVE_STATUSES]),
-                Incident.last_alert_at >= earliest,
-                match,
-            )
-        ).all()
+        match = or_(match, table.c.correlation_id.in_(correlations))
+    rows = session.execute(
+        select(*(table.c[name] for name in IncidentDraft.__slots__)).where(
+            table.c.tenant_id.in_(tenants),
+            table.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+            table.c.last_alert_at >= earliest,
+            match,
+        )
+    ).all()
+    return [IncidentDraft(*row) for row in rows]
+
+
+def _update_existing(session: Session, joined: Sequence[_Touched]) -> None:
+    """Write what new alerts changed in incidents that were open before the batch: one
+    ``executemany`` (counters are added, so a concurrent hand-made change is not lost)."""
+    if not joined:
+        return
+    table = table_of(Incident)
+    stamp = UtcDateTime()
+    b_last = bindparam("b_last", type_=stamp)
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            alert_count=table.c.alert_count + bindparam("b_added"),
+            # Folded detections of another batch may have moved it further meanwhile.
+            last_alert_at=case(
+                (table.c.last_alert_at < b_last, b_last), else_=table.c.last_alert_at
+            ),
+            updated_at=bindparam("b_updated", type_=stamp),
+            severity=bindparam("b_severity"),
+            severity_rank=bindparam("b_rank"),
+            ack_due_at=bindparam("b_ack_due", type_=stamp),
+            resolve_due_at=bindparam("b_resolve_due", type_=stamp),
+        ),
+        [
+            {
+                "b_id": t.incident.id,
+                "b_added": len(t.added),
+                "b_last": t.incident.last_alert_at,
+                "b_updated": t.incident.updated_at,
+                "b_severity": t.incident.severity,
+                "b_rank": t.incident.severity_rank,
+                "b_ack_due": t.incident.ack_due_at,
+                "b_resolve_due": t.incident.resolve_due_at,
+            }
+            for t in joined
+        ],
     )
+    # A caller's session may hold some of these incidents already: let it reload them.
+    for t in joined:
+        held = session.identity_map.get(session.identity_key(Incident, t.incident.id))
+        if held is not None:
+            session.expire(held)
 
 
 def _touch_incidents(session: Session, touched: Mapping[str, datetime]) -> None:
@@ -280,10 +326,10 @@ def group_alerts(
         return []
     window = timedelta(seconds=settings.grouping_window_s)
     earliest = min(a.last_seen for a in new) - window
-    by_correlation: dict[tuple[str, str], IncidentLike] = {}
-    by_key: dict[tuple[str, str], IncidentLike] = {}
+    by_correlation: dict[tuple[str, str], IncidentDraft] = {}
+    by_key: dict[tuple[str, str], IncidentDraft] = {}
 
-    def remember(incident: IncidentLike) -> None:
+    def remember(incident: IncidentDraft) -> None:
         for index, value in (
             (by_correlation, incident.correlation_id),
             (by_key, incident.entity_key),
@@ -309,7 +355,7 @@ def group_alerts(
     threshold = settings.open_min_severity.rank
     for alert in sorted(new, key=lambda a: a.last_seen):
         key = entity_key(alert)
-        incident: IncidentLike | None = None
+        incident: IncidentDraft | None = None
         if alert.correlation_id:
             incident = by_correlation.get((alert.tenant_id, alert.correlation_id))
         if incident is None or incident.last_alert_at < alert.last_seen - window:
@@ -355,10 +401,9 @@ def group_alerts(
         )
         links += more_links
         items += more_items
-    opened = [
-        t.incident for t in touched_incidents.values() if isinstance(t.incident, IncidentDraft)
-    ]
+    opened = [t.incident for t in touched_incidents.values() if t.opened]
     insert_rows(session, Incident, [i.row() for i in opened])
+    _update_existing(session, [t for t in touched_incidents.values() if not t.opened])
     insert_rows(session, IncidentAlert, links)
     record(session, items)
     _announce(session, list(touched_incidents.values()))
