@@ -152,3 +152,21 @@ def test_an_incident_the_session_holds_is_reloaded(db: Session) -> None:
     assert again is held
     assert held.alert_count == 2 and held.updated_at == T0 + timedelta(minutes=1)
     db.rollback()
+
+
+def test_an_incident_matched_by_entity_and_correlation_is_one_incident(db: Session) -> None:
+    record(db, [detection(rule_id="r1", host="WS05", correlation_id="c-9")], now=T0)
+    out = record(
+        db,
+        [
+            detection(rule_id="r2", host="WS05", correlation_id="c-9"),
+            detection(rule_id="r3", host="WS05"),
+            detection(rule_id="r4", host="WS06", correlation_id="c-9"),
+        ],
+        now=T0 + timedelta(minutes=1),
+    )
+    [incident] = _incidents(db)
+    assert incident.alert_count == 4
+    assert {o.alert_id for o in out} < _members(db, incident)
+    [update] = events(db, "incident_updated")
+    assert update["details"]["alert_count"] == 4

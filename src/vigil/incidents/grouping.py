@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, select, union_all, update
 from sqlalchemy.orm import Session
 
 from vigil.alerts.aftercommit import after_commit
@@ -219,24 +219,32 @@ def severity_item(
 def _candidates(
     session: Session, alerts: Sequence[AlertSummary], *, earliest: datetime
 ) -> list[IncidentDraft]:
-    """The active incidents the batch's alerts could join, as plain rows: one query, no
+    """The active incidents the batch's alerts could join, as plain rows: one statement, no
     mapped objects (their changes go back in one bulk update, :func:`_update_existing`)."""
     tenants = sorted({a.tenant_id for a in alerts})
     keys = sorted({entity_key(a) for a in alerts})
     correlations = sorted({a.correlation_id for a in alerts if a.correlation_id})
     table = table_of(Incident)
-    match: ColumnElement[bool] = table.c.entity_key.in_(keys)
-    if correlations:
-        match = or_(match, table.c.correlation_id.in_(correlations))
-    rows = session.execute(
-        select(*(table.c[name] for name in IncidentDraft.__slots__)).where(
+
+    def matching(match: ColumnElement[bool]) -> Select[Any]:
+        return select(*(table.c[name] for name in IncidentDraft.__slots__)).where(
             table.c.tenant_id.in_(tenants),
             table.c.status.in_([s.value for s in ACTIVE_STATUSES]),
             table.c.last_alert_at >= earliest,
             match,
         )
-    ).all()
-    return [IncidentDraft(*row) for row in rows]
+
+    by_key = matching(table.c.entity_key.in_(keys))
+    # A UNION ALL (duplicates dropped here: PostgreSQL cannot compare the JSON column), not an
+    # OR of both lists: with the OR, SQLite walked every incident of the tenant (the opened_at
+    # index) instead of the entity key and correlation id indexes.
+    query = (
+        union_all(by_key, matching(table.c.correlation_id.in_(correlations)))
+        if correlations
+        else by_key
+    )
+    rows = {row[0]: row for row in session.execute(query)}
+    return [IncidentDraft(*row) for row in rows.values()]
 
 
 def _update_existing(session: Session, joined: Sequence[_Touched]) -> None:
