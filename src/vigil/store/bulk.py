@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Column, Table, insert
+from sqlalchemy import ARRAY, JSON, Column, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -112,6 +112,8 @@ def _postgresql_plan(
     arrays: list[str] = []
     for column in columns:
         column_type = column.type
+        if isinstance(column_type, ARRAY):
+            return None  # unnest would flatten an array of arrays
         if isinstance(column_type, JSON) and not isinstance(column_type, TypeDecorator):
             # JSON text in a text[], cast element-wise: the driver cannot adapt a list of
             # JSON values as a json[] by itself.
